@@ -1,0 +1,103 @@
+"""What every gan-lab datamodule provides to models and callbacks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from datamodules.stream import GlobalBatchStream
+
+Kind = Literal["points", "image"]
+
+
+class GANDataModule(L.LightningDataModule):
+    """Holds the whole (in-memory) training set and serves it as a `GlobalBatchStream`.
+
+    Subclasses implement `load()` (a float32 tensor: (N, D) points in data units or (N, C, H, W)
+    images in [-1, 1]) and declare `data_shape` and `kind` at construction, so that models can size
+    themselves before any data is read (LightningCLI links `data.data_shape` to the model).
+    `batch_size` is the *global* batch: under DDP each of N ranks gets batch_size / N rows.
+    """
+
+    kind: Kind = "points"
+    name: str = "data"
+
+    def __init__(self, batch_size: int = 64, seed: int = 0, num_val_batches: int = 4) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size={batch_size} is invalid; allowed: an integer >= 1")
+        self.save_hyperparameters()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_val_batches = num_val_batches
+        self._data: torch.Tensor | None = None
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def split(self) -> str:
+        """Which part of the source data is served (part of the metric-cache key)."""
+        return "train"
+
+    def load(self) -> torch.Tensor:
+        """The whole training set as stored in memory (images as uint8 to save 4x memory)."""
+        raise NotImplementedError
+
+    def decode(self, stored: torch.Tensor) -> torch.Tensor:
+        """Stored rows -> float32 model inputs (images: uint8 -> [-1, 1])."""
+        return stored.float()
+
+    @property
+    def stored(self) -> torch.Tensor:
+        if self._data is None:
+            data = self.load()
+            if tuple(data.shape[1:]) != self.data_shape:
+                raise RuntimeError(f"{self.name}: loaded shape {tuple(data.shape[1:])} != declared {self.data_shape}")
+            self._data = data.contiguous()
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self.stored)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.stored  # noqa: B018  -- load once, early, so missing files fail before training starts
+
+    def _stream_start(self) -> int:
+        """Global batches already consumed by the model being resumed (0 for a fresh run)."""
+        trainer = self.trainer
+        module = trainer.lightning_module if trainer is not None else None
+        return int(getattr(module, "real_batches_consumed", 0))
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        stream = GlobalBatchStream(
+            self.stored, self.batch_size, self.seed, rank, world, self._stream_start(), self.decode
+        )
+        return DataLoader(stream, batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        """A fixed slice of real data, used by `validate`/`test` to report held-out critic values."""
+        gen = torch.Generator().manual_seed(self.seed + 7)
+        n = min(len(self), self.batch_size * self.num_val_batches)
+        idx = torch.randperm(len(self), generator=gen)[:n]
+        return DataLoader(TensorDataset(self.decode(self.stored[idx])), batch_size=self.batch_size)
+
+    test_dataloader = val_dataloader
+
+    def real_samples(self, n: int | None = None, seed: int = 0) -> torch.Tensor:
+        """n real samples for evaluation (all of them when n is None or exceeds the data)."""
+        stored = self.stored
+        if n is not None and n < len(stored):
+            gen = torch.Generator().manual_seed(seed)
+            stored = stored[torch.randperm(len(stored), generator=gen)[:n]]
+        return self.decode(stored)
+
+    def protocol(self) -> dict[str, object]:
+        """Everything about the real data that a cached statistic depends on."""
+        return {"dataset": self.name, "split": self.split, "shape": list(self.data_shape), "size": len(self)}

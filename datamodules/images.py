@@ -1,0 +1,207 @@
+"""Image datasets, held in memory as uint8 (N, C, H, W) and served in [-1, 1].
+
+`digits` (scikit-learn's 1,797 real 8x8 digits) ships with a package and is the embedded default;
+the torchvision sets download for users who are online and fail with a message naming the files
+and folder when they are not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from datamodules.base import GANDataModule
+
+TORCHVISION_SETS = ("mnist", "fashion_mnist", "cifar10", "celeba", "image_folder")
+
+
+def to_uint8_images(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images -> uint8 in 0..255 (the format FID/IS feature extractors take)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize uint8 (N, C, H, W) images to size x size (antialiased when shrinking)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+class ImageDataModule(GANDataModule):
+    """Shared image logic: declared shape, optional resize, uint8 <-> [-1, 1]."""
+
+    kind = "image"
+    native_size: int = 32
+    channels: int = 3
+
+    def __init__(self, image_size: int | None = None, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        if image_size is not None and image_size < 4:
+            raise ValueError(f"data.image_size={image_size} is invalid; allowed: an integer >= 4 or null")
+        self.image_size = image_size or self.native_size
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return (self.channels, self.image_size, self.image_size)
+
+    def decode(self, stored: torch.Tensor) -> torch.Tensor:
+        return stored.float() / 127.5 - 1.0
+
+    def load(self) -> torch.Tensor:
+        return resize_uint8(self.load_native(), self.image_size)
+
+    def load_native(self) -> torch.Tensor:
+        """uint8 (N, C, H, W) at the dataset's own resolution."""
+        raise NotImplementedError
+
+    def protocol(self) -> dict[str, object]:
+        return {**super().protocol(), "image_size": self.image_size}
+
+
+class DigitsDataModule(ImageDataModule):
+    """scikit-learn's 1,797 real handwritten 8x8 digits (UCI optdigits), bundled with the package."""
+
+    name = "digits"
+    native_size = 8
+    channels = 1
+
+    def load_native(self) -> torch.Tensor:
+        from sklearn.datasets import load_digits
+
+        images = load_digits().images  # (1797, 8, 8), values 0..16
+        return torch.from_numpy(np.round(images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+
+    def labels(self) -> torch.Tensor:
+        from sklearn.datasets import load_digits
+
+        return torch.from_numpy(load_digits().target)
+
+
+class MissingDataError(FileNotFoundError):
+    """Raised when a dataset is neither on disk nor downloadable; its message says how to get it."""
+
+
+def _read_idx_images(path: Path) -> torch.Tensor:
+    """Read an IDX image file (gz or not) with torchvision's own reader."""
+    from torchvision.datasets.mnist import read_image_file
+
+    if path.suffix != ".gz":
+        return read_image_file(str(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / path.stem
+        with gzip.open(path, "rb") as src, open(raw, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return read_image_file(str(raw))
+
+
+class TorchvisionDataModule(ImageDataModule):
+    """MNIST, Fashion-MNIST, CIFAR-10, CelebA or any ImageFolder, via torchvision.
+
+    `split` chooses the part served as training data for the GAN (e.g. MNIST's 10k test split).
+    """
+
+    SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64), "image_folder": (3, 64)}
+    SPLITS = {
+        "mnist": ("train", "test"),
+        "fashion_mnist": ("train", "test"),
+        "cifar10": ("train", "test"),
+        "celeba": ("train", "valid", "test", "all"),
+        "image_folder": ("all",),
+    }
+
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        root: str = "data",
+        split: str = "train",
+        download: bool = True,
+        image_size: int | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        if dataset not in self.SHAPES:
+            raise ValueError(f"data.dataset={dataset!r} is unknown; allowed: {', '.join(self.SHAPES)}")
+        if dataset == "image_folder" and split == "train":
+            split = "all"
+        if split not in self.SPLITS[dataset]:
+            raise ValueError(f"data.split={split!r} is invalid for {dataset}; allowed: {', '.join(self.SPLITS[dataset])}")
+        self.name = dataset
+        self.channels, self.native_size = self.SHAPES[dataset]
+        super().__init__(image_size=image_size, batch_size=batch_size, seed=seed)
+        self.root = Path(root).expanduser()
+        self._split = split
+        self.download = download
+
+    @property
+    def split(self) -> str:
+        return self._split
+
+    def load_native(self) -> torch.Tensor:
+        if self.name in ("mnist", "fashion_mnist"):
+            raw = self._mnist_raw_folder()
+            if raw is not None:
+                return _read_idx_images(raw).unsqueeze(1)
+        try:
+            return self._load_with_torchvision()
+        except (RuntimeError, OSError) as err:  # torchvision raises both for missing/undownloadable data
+            raise MissingDataError(self._how_to_obtain(err)) from err
+
+    def _mnist_raw_folder(self) -> Path | None:
+        """The IDX file for `split` in torchvision's layout, if present (a test-only folder is fine)."""
+        folder = self.root / ("MNIST" if self.name == "mnist" else "FashionMNIST") / "raw"
+        stem = "train-images-idx3-ubyte" if self.split == "train" else "t10k-images-idx3-ubyte"
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _load_with_torchvision(self) -> torch.Tensor:
+        import torchvision.datasets as tvd
+        from torchvision.transforms.functional import pil_to_tensor
+
+        root, train = str(self.root), self.split == "train"
+        if self.name == "mnist":
+            return tvd.MNIST(root, train=train, download=self.download).data.unsqueeze(1)
+        if self.name == "fashion_mnist":
+            return tvd.FashionMNIST(root, train=train, download=self.download).data.unsqueeze(1)
+        if self.name == "cifar10":
+            return torch.from_numpy(tvd.CIFAR10(root, train=train, download=self.download).data).permute(0, 3, 1, 2)
+        if self.name == "celeba":
+            ds = tvd.CelebA(root, split=self.split, download=self.download)
+            return torch.stack([self._center_crop(pil_to_tensor(ds[i][0]), 140) for i in range(len(ds))])
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data.root={str(self.root)!r} is not a folder")
+        ds = tvd.ImageFolder(root)
+        return torch.stack([pil_to_tensor(ds[i][0].convert("RGB")) for i in range(len(ds))])
+
+    def load(self) -> torch.Tensor:
+        if self.name in ("celeba", "image_folder"):  # variable-size photos: crop/resize per image
+            return self.load_native()
+        return super().load()
+
+    def _center_crop(self, image: torch.Tensor, crop: int) -> torch.Tensor:
+        """CelebA's usual preprocessing: a 140 px centre crop, then resize (DCGAN/BEGAN practice)."""
+        _, h, w = image.shape
+        top, left = (h - crop) // 2, (w - crop) // 2
+        return resize_uint8(image[:, top : top + crop, left : left + crop].unsqueeze(0), self.image_size)[0]
+
+    def _how_to_obtain(self, err: Exception) -> str:
+        files = {
+            "mnist": "MNIST/raw/{train,t10k}-images-idx3-ubyte.gz",
+            "fashion_mnist": "FashionMNIST/raw/{train,t10k}-images-idx3-ubyte.gz",
+            "cifar10": "cifar-10-batches-py/ (from cifar-10-python.tar.gz)",
+            "celeba": "celeba/img_align_celeba/ and celeba/list_eval_partition.txt",
+            "image_folder": "<class>/<image> files",
+        }[self.name]
+        how = "set data.download=true on a machine with internet, or " if not self.download else ""
+        return (
+            f"{self.name} ({self.split} split) not found under data.root={str(self.root)!r} and could not be "
+            f"downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]}); {how}place {files} there"
+        )

@@ -1,0 +1,79 @@
+"""A resumable, rank-aware stream of *global* batches.
+
+GAN training is counted in iterations, not epochs, and three properties matter more than epoch
+bookkeeping: (1) every critic step gets a fresh real batch, (2) a run on N ranks with per-rank batch
+B/N sees exactly the same global batches as one process with batch B, and (3) a run resumed from a
+checkpoint continues the very same data order. Lightning's samplers give none of these for free
+(`DistributedSampler` interleaves indices; a mid-epoch resume restarts the epoch's iterator), so the
+stream is defined by one integer, the number of global batches already consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+
+class GlobalBatchStream(IterableDataset):
+    """Yields this rank's slice of global batch k, for k = start, start + 1, ...
+
+    Global batch k is taken from a permutation of the dataset that is re-drawn (from `seed` and
+    the pass number) every time the data is exhausted; the incomplete tail of a pass is dropped.
+    Rank r receives rows [r*B_local, (r+1)*B_local) of each global batch.
+    """
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        global_batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        if global_batch_size % world_size:
+            raise ValueError(
+                f"batch_size={global_batch_size} is not divisible by the {world_size} ranks; "
+                "use a global batch size that is a multiple of the number of processes"
+            )
+        if global_batch_size > len(data):
+            raise ValueError(f"batch_size={global_batch_size} exceeds the dataset size {len(data)}")
+        self.data = data
+        self.global_batch_size = global_batch_size
+        self.local_batch_size = global_batch_size // world_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start = start
+        self.decode = decode or (lambda batch: batch)
+        self.batches_per_pass = len(data) // global_batch_size
+        self._perm_pass = -1
+        self._perm = torch.empty(0, dtype=torch.long)
+
+    def global_indices(self, k: int) -> torch.Tensor:
+        """Dataset indices of global batch k (identical on every rank)."""
+        data_pass, offset = divmod(k, self.batches_per_pass)
+        if self._perm_pass != data_pass:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + data_pass)
+            self._perm = torch.randperm(len(self.data), generator=gen)
+            self._perm_pass = data_pass
+        perm = self._perm
+        return perm[offset * self.global_batch_size : (offset + 1) * self.global_batch_size]
+
+    def local_batch(self, k: int) -> torch.Tensor:
+        idx = self.global_indices(k)
+        lo = self.rank * self.local_batch_size
+        return self.decode(self.data[idx[lo : lo + self.local_batch_size]])
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        # DataLoader reads workers round-robin, so worker w serving k = w (mod W) keeps the order.
+        k = self.start + worker
+        while True:
+            yield self.local_batch(k)
+            k += num_workers

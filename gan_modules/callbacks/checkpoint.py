@@ -1,0 +1,29 @@
+"""Checkpoints in a stable place, so the same command finds and resumes its own run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """`ModelCheckpoint` writing `last.ckpt` (and step-named ones) to `<default_root_dir>/checkpoints`.
+
+    Lightning would put them under a new `version_N` logger folder on every start, where a
+    restarted run could not find them. `every_n_train_steps` counts generator iterations.
+    """
+
+    def __init__(self, every_n_train_steps: int = 500, save_top_k: int = -1, save_last: bool = True, **kwargs: Any) -> None:
+        if every_n_train_steps < 1:
+            raise ValueError(f"checkpoint.every_n_train_steps={every_n_train_steps} is invalid; allowed: an integer >= 1")
+        kwargs.setdefault("filename", "step{step:07d}")
+        kwargs.setdefault("auto_insert_metric_name", False)
+        super().__init__(every_n_train_steps=every_n_train_steps, save_top_k=save_top_k, save_last=save_last, **kwargs)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.dirpath is None:
+            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        super().setup(trainer, pl_module, stage)

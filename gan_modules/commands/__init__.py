@@ -1,0 +1,1 @@
+"""Subcommands beyond fit/validate/test; each module defines NAME, HELP and main(argv)."""

@@ -1,0 +1,288 @@
+"""The adversarial LightningModule: schedules, optimisers and bookkeeping; no paper's loss.
+
+One `training_step` consumes one real batch and takes one critic step; after every `n_critic`
+critic steps it takes one generator step. Only generator steps advance `global_step`, so
+`--trainer.max_steps N` means N generator iterations (the unit papers report), and checkpoints,
+logs and the progress bar count the same thing. Variants subclass this and implement
+`critic_loss` and `generator_loss` by composing `gan_modules.losses` and `gan_modules.penalties`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from gan_modules.draws import GlobalDraws
+from gan_modules.nets import build_critic, build_generator
+
+Logs = dict[str, Tensor]
+
+WARMUP_CRITIC_STEPS = 100  # WGAN reference code: 100 critic steps for the first 25 G iterations and every 500th
+
+
+def _default_net(data_shape: tuple[int, ...]) -> dict[str, Any]:
+    return {"arch": "mlp"} if len(data_shape) == 1 else {"arch": "dcgan"}
+
+
+def _noop() -> None:
+    return None
+
+
+class AdversarialModule(L.LightningModule):
+    """Generator + critic trained by alternating manual optimisation.
+
+    Args:
+        generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``;
+            ``critic: {spectral_norm: true}`` normalises every critic layer (SNGAN).
+        data_shape: filled in from the datamodule by the CLI.
+        n_critic: critic steps per generator step, each on a fresh real batch.
+        optimizer, lr_g, lr_d, betas: separate learning rates give TTUR (Heusel et al. 2017).
+        lr_decay: "linear" decays both learning rates to 0 over `trainer.max_steps` generator
+            iterations (WGAN-GP and SNGAN CIFAR setups).
+        wgan_warmup: WGAN's schedule of 100 critic steps for the first 25 and every 500th
+            generator iteration (Arjovsky et al. 2017 reference code).
+        ema_decay: keep an exponential moving average of the generator for sampling (e.g. 0.999).
+        grad_clip: clip each network's gradient norm (after AMP unscaling) to this value.
+        seed: seeds the noise/penalty draws and the fixed evaluation noise.
+    """
+
+    def __init__(
+        self,
+        generator: dict[str, Any] | None = None,
+        critic: dict[str, Any] | None = None,
+        data_shape: tuple[int, ...] = (2,),
+        z_dim: int = 64,
+        n_critic: int = 1,
+        optimizer: Literal["adam", "rmsprop", "sgd"] = "adam",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        lr_decay: Literal["none", "linear"] = "none",
+        wgan_warmup: bool = False,
+        ema_decay: float | None = None,
+        grad_clip: float | None = None,
+        seed: int = 0,
+        num_fixed_samples: int = 64,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        _check(n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
+        _check(z_dim >= 1, "model.z_dim", z_dim, "an integer >= 1")
+        _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
+        _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
+        _check(optimizer in ("adam", "rmsprop", "sgd"), "model.optimizer", optimizer, "adam, rmsprop, sgd")
+        _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
+        _check(ema_decay is None or 0 <= ema_decay < 1, "model.ema_decay", ema_decay, "null or a float in [0, 1)")
+        _check(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "null or a float > 0")
+        self.data_shape = tuple(data_shape)
+        generator = generator or _default_net(self.data_shape)
+        critic = critic or _default_net(self.data_shape)
+        self.save_hyperparameters()
+        self.hparams.update(generator=generator, critic=critic)
+        self.z_dim, self.n_critic = z_dim, n_critic
+        self.generator = build_generator(generator, z_dim, self.data_shape)
+        self.critic = self.build_critic(critic)
+        self.generator_ema: nn.Module | None = None
+        if ema_decay is not None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.register_buffer(
+            "fixed_noise", torch.randn(num_fixed_samples, z_dim, generator=torch.Generator().manual_seed(seed))
+        )
+        self.draws = GlobalDraws(seed)
+        self.real_batches_consumed = 0  # read by the datamodule to resume the data stream exactly
+        self.critic_steps_since_generator = 0
+
+    # ----------------------------------------------------------------------------------- variant API
+    def build_critic(self, spec: dict[str, Any]) -> nn.Module:
+        return build_critic(spec, self.data_shape)
+
+    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
+        """The critic's objective on one real batch and detached fakes; returns (loss, logs)."""
+        raise NotImplementedError
+
+    def generator_loss(self, fake: Tensor, real: Tensor) -> tuple[Tensor, Logs]:
+        """The generator's objective on fakes that carry gradient to the generator."""
+        raise NotImplementedError
+
+    def after_critic_step(self) -> None:
+        """Hook after each critic update (e.g. WGAN weight clipping)."""
+
+    # ------------------------------------------------------------------------------------ randomness
+    def _draw(self, kind: str, shape: tuple[int, ...]) -> Tensor:
+        trainer = self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return self.draws.draw(kind, shape, self.device, rank, world)
+
+    def noise(self, n: int) -> Tensor:
+        return self._draw("normal", (n, self.z_dim))
+
+    def uniform(self, *shape: int) -> Tensor:
+        return self._draw("uniform", tuple(shape))
+
+    def normal(self, *shape: int) -> Tensor:
+        return self._draw("normal", tuple(shape))
+
+    # -------------------------------------------------------------------------------------- sampling
+    @property
+    def sampler(self) -> nn.Module:
+        """The network used for evaluation: the EMA generator when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def sample(self, n: int | None = None, seed: int | None = None, batch_size: int = 500) -> Tensor:
+        """n samples in data space ([-1, 1] images or 2D data units), in eval mode.
+
+        With `seed` the noise is reproducible; without, the fixed evaluation noise is used
+        (n <= num_fixed_samples).
+        """
+        if seed is None:
+            z = self.fixed_noise[:n]
+        else:
+            z = torch.randn(n or len(self.fixed_noise), self.z_dim, generator=torch.Generator().manual_seed(seed))
+        net = self.sampler
+        was_training = net.training
+        net.eval()
+        out = torch.cat([net(chunk.to(self.device)) for chunk in z.split(batch_size)])
+        net.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------------------------- training
+    def current_n_critic(self) -> int:
+        it = self.global_step
+        if self.hparams.wgan_warmup and (it < 25 or it % 500 == 0):
+            return WARMUP_CRITIC_STEPS
+        return self.n_critic
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        d_opt, g_opt = self.optimizers()
+        fake = self.generator(self.noise(len(real))).detach()
+        d_loss, d_logs = self.critic_loss(real, fake)
+        self.critic_update(d_loss)
+        self.critic_steps_since_generator += 1
+        if self.critic_steps_since_generator < self.current_n_critic():
+            return
+        self.critic_steps_since_generator = 0
+
+        self.toggle_optimizer(g_opt)  # critic params need no grad in the generator step
+        g_loss, g_logs = self.generator_loss(self.generator(self.noise(len(real))), real)
+        g_opt.zero_grad(set_to_none=True)
+        self.manual_backward(g_loss)
+        g_opt.step()  # advances global_step: one generator iteration
+        self.untoggle_optimizer(g_opt)
+        _check_finite({"critic": d_loss, "generator": g_loss}, self.global_step)
+        self._update_ema()
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
+        self.log_metrics({"train/critic_loss": d_loss, "train/generator_loss": g_loss, **d_logs, **g_logs})
+
+    def critic_update(self, loss: Tensor) -> None:
+        """One critic step on one real batch."""
+        d_opt = self.optimizers()[0]
+        d_opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        # Through the strategy (AMP scaling, clipping hook, DDP) but not LightningOptimizer.step,
+        # which would advance global_step: critic steps are not generator iterations.
+        self.trainer.strategy.optimizer_step(d_opt.optimizer, _noop)
+        self.after_critic_step()
+        self.real_batches_consumed += 1
+
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        decay = self.hparams.ema_decay
+        with torch.no_grad():
+            for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
+                p_ema.lerp_(p, 1 - decay)
+            for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+                b_ema.copy_(b)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip here, where AMP has already unscaled the gradients (Lightning #18089)."""
+        if self.hparams.grad_clip is not None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.hparams.grad_clip)
+
+    def log_metrics(self, metrics: dict[str, Tensor | float], prog_bar: bool = True) -> None:
+        """Log at step = generator iterations, every `trainer.log_every_n_steps` of them.
+
+        Lightning's own logger step counts batches (here: critic steps), so the loggers are
+        written directly; `self.log` still feeds the progress bar and checkpoint monitors.
+        """
+        values = {k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in metrics.items()}
+        self.log_dict(values, prog_bar=prog_bar, logger=False, on_step=True, on_epoch=False)
+        every = max(self.trainer.log_every_n_steps, 1)
+        if self.global_step % every == 0 and self.trainer.is_global_zero:
+            for logger in self.trainer.loggers:
+                logger.log_metrics(values, step=self.global_step)
+
+    # ------------------------------------------------------------------------------------ validation
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        """Held-out critic scores: their gap is the WGAN critic's distance estimate."""
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        fake = self.generator(self.noise(len(real)))
+        critic_real, critic_fake = self.critic(real).mean(), self.critic(fake).mean()
+        self.log_dict({"val/critic_real": critic_real, "val/critic_fake": critic_fake, "val/critic_gap": critic_real - critic_fake})
+
+    test_step = validation_step
+
+    # ------------------------------------------------------------------------------------ optimisers
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opts = [self._optimizer(self.critic.parameters(), hp.lr_d), self._optimizer(self.generator.parameters(), hp.lr_g)]
+        if hp.lr_decay == "none":
+            return opts
+        total = self.trainer.max_steps if self._trainer is not None else -1
+        if total is None or total <= 0:
+            raise ValueError("model.lr_decay='linear' needs trainer.max_steps > 0 (the number of generator iterations)")
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda it: max(0.0, 1.0 - it / total)) for o in opts]
+        return opts, [{"scheduler": s, "interval": "step"} for s in scheds]
+
+    def _optimizer(self, params: Any, lr: float) -> torch.optim.Optimizer:
+        hp = self.hparams
+        if hp.optimizer == "adam":
+            return torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas))
+        if hp.optimizer == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.SGD(params, lr=lr)
+
+    # ---------------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gan_lab"] = {
+            "module_class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "draws": self.draws.state_dict(),
+            "real_batches_consumed": self.real_batches_consumed,
+            "critic_steps_since_generator": self.critic_steps_since_generator,
+        }
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        if dm is not None:
+            checkpoint["gan_lab"]["datamodule_class"] = f"{type(dm).__module__}.{type(dm).__qualname__}"
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("gan_lab", {})
+        if "draws" in state:
+            self.draws.load_state_dict(state["draws"])
+        self.real_batches_consumed = int(state.get("real_batches_consumed", 0))
+        self.critic_steps_since_generator = int(state.get("critic_steps_since_generator", 0))
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{key}={value!r} is invalid; allowed: {allowed}")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN/Inf; the message names the iteration and the loss."""
+
+
+def _check_finite(losses: dict[str, Tensor], iteration: int) -> None:
+    """Raise before the step's checkpoint is written, so the last checkpoint on disk stays good."""
+    for which, loss in losses.items():
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"{which} loss is {value} at generator iteration {iteration}; stopping")

@@ -1,0 +1,61 @@
+"""The two shapes every network in the zoo has."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Generator(nn.Module):
+    """Maps noise (N, z_dim) to samples (N, *data_shape)."""
+
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.data_shape = tuple(data_shape)
+
+
+class Critic(nn.Module):
+    """Scores samples: `features` (N, F) then a linear `head` to one score per sample.
+
+    Keeping the penultimate features separate serves feature matching (Salimans 2016), minibatch
+    discrimination (inserted between the two) and WGAN-CT's second-to-last-layer term.
+    """
+
+    def __init__(self, data_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.data_shape = tuple(data_shape)
+        self.head: nn.Module = nn.Identity()
+        self.minibatch: nn.Module = nn.Identity()
+
+    def set_head(self, feature_dim: int, minibatch_kernels: int = 0) -> None:
+        """Attach the scoring head (and optional minibatch discrimination) after `features`."""
+        if minibatch_kernels:
+            self.minibatch = MinibatchDiscrimination(feature_dim, minibatch_kernels)
+            feature_dim = self.minibatch.out_features
+        self.head = nn.Linear(feature_dim, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.minibatch(self.features(x))).squeeze(-1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016, Sec. 3.2: append, for each sample, its L1-kernel similarity to the batch.
+
+    T (A x B x C): o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1), concatenated to the features.
+    """
+
+    def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5) -> None:
+        super().__init__()
+        self.T = nn.Parameter(torch.randn(in_features, num_kernels * kernel_dim) * 0.1)
+        self.num_kernels, self.kernel_dim = num_kernels, kernel_dim
+        self.out_features = in_features + num_kernels
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (N, N, B)
+        o = torch.exp(-l1).sum(1) - 1.0  # drop the self-similarity exp(0) = 1
+        return torch.cat([f, o], dim=1)

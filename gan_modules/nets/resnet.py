@@ -1,0 +1,81 @@
+"""The CIFAR-10 ResNets of WGAN-GP (Gulrajani 2017, App. F) and SNGAN (Miyato 2018, App. B.4).
+
+Generator: z -> 4x4 map -> pre-activation residual blocks with nearest 2x upsampling -> BN, ReLU,
+3x3 conv, tanh. Critic: an "optimized" first block (conv, ReLU, conv, pool), residual down blocks to
+8x8, two residual blocks without pooling, ReLU, global sum pooling, linear. Widths: G 128 (WGAN-GP)
+or 256 (SNGAN), D 128 in both papers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_modules.nets.base import Critic, Generator
+from gan_modules.nets.dcgan import resolution_plan
+
+
+class UpBlock(nn.Module):
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(ch), nn.Conv2d(ch, ch, 3, 1, 1)
+        self.bn2, self.conv2 = nn.BatchNorm2d(ch), nn.Conv2d(ch, ch, 3, 1, 1)
+        self.skip = nn.Conv2d(ch, ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.skip(F.interpolate(x, scale_factor=2))
+
+
+class DownBlock(nn.Module):
+    """Pre-activation residual block; `first` is the "optimized" block that sees raw pixels."""
+
+    def __init__(self, ch_in: int, ch: int, down: bool, first: bool = False) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(ch_in, ch, 3, 1, 1), nn.Conv2d(ch, ch, 3, 1, 1)
+        self.skip = nn.Conv2d(ch_in, ch, 1) if (ch_in != ch or down) else nn.Identity()
+        self.down, self.first = down, first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x if self.first else F.relu(x))
+        h = self.conv2(F.relu(h))
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+        s = x
+        if self.first:  # optimized block: pool, then 1x1 conv on the shortcut
+            s = self.skip(F.avg_pool2d(s, 2))
+        else:
+            s = self.skip(s)
+            if self.down:
+                s = F.avg_pool2d(s, 2)
+        return h + s
+
+
+class ResNetGenerator(Generator):
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 128) -> None:
+        super().__init__(z_dim, data_shape)
+        base, stages = resolution_plan(data_shape[-1], "resnet")
+        self.base, self.width = base, width
+        self.linear = nn.Linear(z_dim, width * base * base)
+        self.blocks = nn.Sequential(*[UpBlock(width) for _ in range(stages)])
+        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, data_shape[0], 3, 1, 1), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.linear(z).view(-1, self.width, self.base, self.base)
+        return self.out(self.blocks(h))
+
+
+class ResNetCritic(Critic):
+    def __init__(self, data_shape: tuple[int, ...], width: int = 128, minibatch_kernels: int = 0) -> None:
+        super().__init__(data_shape)
+        _, stages = resolution_plan(data_shape[-1], "resnet")
+        blocks = [DownBlock(data_shape[0], width, down=True, first=True)]
+        blocks += [DownBlock(width, width, down=True) for _ in range(max(stages - 2, 0))]
+        blocks += [DownBlock(width, width, down=False) for _ in range(2)]
+        self.blocks = nn.Sequential(*blocks)
+        self.set_head(width, minibatch_kernels)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))

@@ -1,0 +1,46 @@
+"""EBGAN (Zhao et al. 2017): an autoencoder critic whose reconstruction error is an energy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gan_modules import losses
+from gan_modules.engine import AdversarialModule, Logs, _check
+
+
+class EBGAN(AdversarialModule):
+    """Critic: D(x) + [m - D(G(z))]^+; generator: D(G(z)) + pt_weight * f_PT (Sec. 2.4, weight 0.1).
+
+    `pretrain_steps` > 0 first trains the autoencoder alone to reconstruct real data (the paper's
+    Sec. 2.3 motivation: the critic can be pre-trained without fakes), consuming real batches but no
+    generator iterations. Progress is a buffer, so a resumed run does not pretrain twice.
+    """
+
+    def __init__(self, margin: float = 1.0, pt_weight: float = 0.1, pretrain_steps: int = 0, **kwargs: Any) -> None:
+        kwargs["critic"] = {"arch": "autoencoder", **(kwargs.get("critic") or {})}
+        super().__init__(**kwargs)
+        _check(margin > 0, "model.margin", margin, "a float > 0")
+        _check(pretrain_steps >= 0, "model.pretrain_steps", pretrain_steps, "an integer >= 0")
+        self.margin, self.pt_weight, self.pretrain_steps = margin, pt_weight, pretrain_steps
+        self.register_buffer("pretrain_done", torch.zeros((), dtype=torch.long))
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        if int(self.pretrain_done) < self.pretrain_steps:
+            energy = self.critic(batch).mean()
+            self.critic_update(energy)
+            self.pretrain_done += 1
+            return
+        super().training_step(batch, batch_idx)
+
+    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
+        e_real, e_fake = self.critic(real), self.critic(fake)
+        logs = {"train/energy_real": e_real.mean().detach(), "train/energy_fake": e_fake.mean().detach()}
+        return losses.ebgan_critic_loss(e_real, e_fake, self.margin), logs
+
+    def generator_loss(self, fake: Tensor, real: Tensor) -> tuple[Tensor, Logs]:
+        energy, code = self.critic.energy_and_code(fake)
+        pt = losses.pulling_away_term(code)
+        return losses.ebgan_generator_loss(energy) + self.pt_weight * pt, {"train/pulling_away": pt.detach()}
