@@ -11,6 +11,7 @@ import gzip
 import shutil
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -107,8 +108,14 @@ class TorchvisionDataModule(ImageDataModule):
     `split` chooses the part served as training data for the GAN (e.g. MNIST's 10k test split).
     """
 
-    SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64), "image_folder": (3, 64)}
-    SPLITS = {
+    SHAPES: ClassVar[dict[str, tuple[int, int]]] = {
+        "mnist": (1, 28),
+        "fashion_mnist": (1, 28),
+        "cifar10": (3, 32),
+        "celeba": (3, 64),
+        "image_folder": (3, 64),
+    }
+    SPLITS: ClassVar[dict[str, tuple[str, ...]]] = {
         "mnist": ("train", "test"),
         "fashion_mnist": ("train", "test"),
         "cifar10": ("train", "test"),
@@ -131,7 +138,9 @@ class TorchvisionDataModule(ImageDataModule):
         if dataset == "image_folder" and split == "train":
             split = "all"
         if split not in self.SPLITS[dataset]:
-            raise ValueError(f"data.split={split!r} is invalid for {dataset}; allowed: {', '.join(self.SPLITS[dataset])}")
+            raise ValueError(
+                f"data.split={split!r} is invalid for {dataset}; allowed: {', '.join(self.SPLITS[dataset])}"
+            )
         self.name = dataset
         self.channels, self.native_size = self.SHAPES[dataset]
         super().__init__(image_size=image_size, batch_size=batch_size, seed=seed)

@@ -54,9 +54,7 @@ class Toy2DDataModule(GANDataModule):
 
     kind = "points"
 
-    def __init__(
-        self, dataset: str = "ring8", size: int = 100_000, batch_size: int = 256, seed: int = 0
-    ) -> None:
+    def __init__(self, dataset: str = "ring8", size: int = 100_000, batch_size: int = 256, seed: int = 0) -> None:
         if dataset not in TOY_DATASETS:
             raise ValueError(f"data.dataset={dataset!r} is unknown; allowed: {', '.join(TOY_DATASETS)}")
         super().__init__(batch_size=batch_size, seed=seed)

@@ -29,7 +29,11 @@ class GlobalDraws:
         n = local_shape[0]
         shape = (n * world_size, *local_shape[1:])
         gen = self._generator(device)
-        full = torch.randn(shape, generator=gen, device=device) if kind == "normal" else torch.rand(shape, generator=gen, device=device)
+        full = (
+            torch.randn(shape, generator=gen, device=device)
+            if kind == "normal"
+            else torch.rand(shape, generator=gen, device=device)
+        )
         return full[rank * n : (rank + 1) * n]
 
     def state_dict(self) -> dict[str, int]:

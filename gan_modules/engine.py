@@ -160,7 +160,7 @@ class AdversarialModule(L.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        d_opt, g_opt = self.optimizers()
+        g_opt = self.optimizers()[1]
         fake = self.generator(self.noise(len(real))).detach()
         d_loss, d_logs = self.critic_loss(real, fake)
         self.critic_update(d_loss)
@@ -227,14 +227,23 @@ class AdversarialModule(L.LightningModule):
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
         fake = self.generator(self.noise(len(real)))
         critic_real, critic_fake = self.critic(real).mean(), self.critic(fake).mean()
-        self.log_dict({"val/critic_real": critic_real, "val/critic_fake": critic_fake, "val/critic_gap": critic_real - critic_fake})
+        self.log_dict(
+            {
+                "val/critic_real": critic_real,
+                "val/critic_fake": critic_fake,
+                "val/critic_gap": critic_real - critic_fake,
+            }
+        )
 
     test_step = validation_step
 
     # ------------------------------------------------------------------------------------ optimisers
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        opts = [self._optimizer(self.critic.parameters(), hp.lr_d), self._optimizer(self.generator.parameters(), hp.lr_g)]
+        opts = [
+            self._optimizer(self.critic.parameters(), hp.lr_d),
+            self._optimizer(self.generator.parameters(), hp.lr_g),
+        ]
         if hp.lr_decay == "none":
             return opts
         total = self.trainer.max_steps if self._trainer is not None else -1

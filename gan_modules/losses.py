@@ -85,7 +85,9 @@ def pulling_away_term(codes: Tensor) -> Tensor:
 
 
 # --- Loss-Sensitive GAN (Qi 2017, Eq. 5-6) -----------------------------------------------------------
-def loss_sensitive_critic_loss(loss_real: Tensor, loss_fake: Tensor, delta: Tensor, slack_weight: float = 1.0) -> Tensor:
+def loss_sensitive_critic_loss(
+    loss_real: Tensor, loss_fake: Tensor, delta: Tensor, slack_weight: float = 1.0
+) -> Tensor:
     """E L(x) + lambda E[(Delta(x, G(z)) + L(x) - L(G(z)))_+]: a real sample's loss must undercut a
     fake's by a margin that grows with how different they are."""
     return loss_real.mean() + slack_weight * F.relu(delta + loss_real - loss_fake).mean()
@@ -122,11 +124,19 @@ LOG2 = math.log(2.0)
 DIVERGENCES: dict[str, FDivergence] = {
     d.name: d
     for d in (
-        FDivergence("kl", lambda u: u * torch.log(u), lambda v: v, lambda t: torch.exp(t - 1), lambda v: torch.exp(v - 1)),
         FDivergence(
-            "reverse_kl", lambda u: -torch.log(u), lambda v: -torch.exp(-v), lambda t: -1 - torch.log(-t), lambda v: v - 1
+            "kl", lambda u: u * torch.log(u), lambda v: v, lambda t: torch.exp(t - 1), lambda v: torch.exp(v - 1)
         ),
-        FDivergence("pearson", lambda u: (u - 1).pow(2), lambda v: v, lambda t: t.pow(2) / 4 + t, lambda v: v.pow(2) / 4 + v),
+        FDivergence(
+            "reverse_kl",
+            lambda u: -torch.log(u),
+            lambda v: -torch.exp(-v),
+            lambda t: -1 - torch.log(-t),
+            lambda v: v - 1,
+        ),
+        FDivergence(
+            "pearson", lambda u: (u - 1).pow(2), lambda v: v, lambda t: t.pow(2) / 4 + t, lambda v: v.pow(2) / 4 + v
+        ),
         FDivergence(
             "squared_hellinger",
             lambda u: (torch.sqrt(u) - 1).pow(2),

@@ -34,7 +34,9 @@ def interpolate(real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
     return eps * real.detach() + (1 - eps) * fake.detach()
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, eps: Tensor, one_sided: bool = False) -> Tensor:
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, eps: Tensor, one_sided: bool = False
+) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017, Eq. 3): E[(||grad D(x_hat)|| - 1)^2] on random interpolates.
 
     `one_sided` gives E[max(0, ||grad|| - 1)^2], which only penalises norms above 1 (the same paper,

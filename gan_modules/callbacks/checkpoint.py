@@ -16,9 +16,13 @@ class RunCheckpoint(ModelCheckpoint):
     restarted run could not find them. `every_n_train_steps` counts generator iterations.
     """
 
-    def __init__(self, every_n_train_steps: int = 500, save_top_k: int = -1, save_last: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, every_n_train_steps: int = 500, save_top_k: int = -1, save_last: bool = True, **kwargs: Any
+    ) -> None:
         if every_n_train_steps < 1:
-            raise ValueError(f"checkpoint.every_n_train_steps={every_n_train_steps} is invalid; allowed: an integer >= 1")
+            raise ValueError(
+                f"checkpoint.every_n_train_steps={every_n_train_steps} is invalid; allowed: an integer >= 1"
+            )
         kwargs.setdefault("filename", "step{step:07d}")
         kwargs.setdefault("auto_insert_metric_name", False)
         super().__init__(every_n_train_steps=every_n_train_steps, save_top_k=save_top_k, save_last=save_last, **kwargs)

@@ -18,7 +18,13 @@ from torchvision.utils import make_grid, save_image
 
 def save_image_grid(images: torch.Tensor, path: Path, upscale: int = 1) -> Path:
     """[-1, 1] images -> one PNG grid (optionally upscaled with nearest neighbours for tiny images)."""
-    grid = make_grid(images.detach().cpu().float(), nrow=int(np.ceil(np.sqrt(len(images)))), normalize=True, value_range=(-1, 1), pad_value=1)
+    grid = make_grid(
+        images.detach().cpu().float(),
+        nrow=int(np.ceil(np.sqrt(len(images)))),
+        normalize=True,
+        value_range=(-1, 1),
+        pad_value=1,
+    )
     if upscale > 1:
         grid = grid.repeat_interleave(upscale, 1).repeat_interleave(upscale, 2)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +33,9 @@ def save_image_grid(images: torch.Tensor, path: Path, upscale: int = 1) -> Path:
 
 
 @torch.no_grad()
-def save_scatter(samples: torch.Tensor, real: torch.Tensor, critic: torch.nn.Module | None, path: Path, title: str = "") -> Path:
+def save_scatter(
+    samples: torch.Tensor, real: torch.Tensor, critic: torch.nn.Module | None, path: Path, title: str = ""
+) -> Path:
     """2D data: generated points over real points, on the critic's contour map."""
     s, r = samples.detach().cpu().numpy(), real.detach().cpu().numpy()
     both = np.concatenate([s, r])
@@ -84,7 +92,9 @@ class ImageGrid(L.Callback):
         samples = pl_module.sample()
         if samples.dim() == 2:
             real = trainer.datamodule.real_samples(2000)
-            path = save_scatter(samples, real, pl_module.critic, folder / f"step_{step:07d}.png", f"generator iteration {step}")
+            path = save_scatter(
+                samples, real, pl_module.critic, folder / f"step_{step:07d}.png", f"generator iteration {step}"
+            )
         else:
             path = save_image_grid(samples, folder / f"step_{step:07d}.png", self.upscale)
         (folder / "latest.png").write_bytes(path.read_bytes())

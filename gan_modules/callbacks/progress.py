@@ -20,7 +20,9 @@ class GeneratorProgressBar(TQDMProgressBar):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         bar = self.train_progress_bar
-        if trainer.global_step != bar.n and (trainer.global_step % self.refresh_rate == 0 or trainer.global_step == bar.total):
+        if trainer.global_step != bar.n and (
+            trainer.global_step % self.refresh_rate == 0 or trainer.global_step == bar.total
+        ):
             bar.n = trainer.global_step
             bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
             bar.refresh()

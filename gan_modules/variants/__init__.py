@@ -22,4 +22,17 @@ VARIANTS = {
     "fgan": FGAN,
 }
 
-__all__ = ["DRAGAN", "EBGAN", "FGAN", "GAN", "LSGAN", "NSGAN", "SNGAN", "VARIANTS", "WGAN", "WGANCT", "WGANGP", "LossSensitiveGAN"]
+__all__ = [
+    "DRAGAN",
+    "EBGAN",
+    "FGAN",
+    "GAN",
+    "LSGAN",
+    "NSGAN",
+    "SNGAN",
+    "VARIANTS",
+    "WGAN",
+    "WGANCT",
+    "WGANGP",
+    "LossSensitiveGAN",
+]

@@ -27,7 +27,9 @@ class LossSensitiveGAN(AdversarialModule):
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         delta = losses.l1_margin(real, fake, self.delta_scale)
-        loss = losses.loss_sensitive_critic_loss(self.learned_loss(real), self.learned_loss(fake), delta, self.slack_weight)
+        loss = losses.loss_sensitive_critic_loss(
+            self.learned_loss(real), self.learned_loss(fake), delta, self.slack_weight
+        )
         return loss, {"train/margin": delta.mean().detach()}
 
     def generator_loss(self, fake: Tensor, real: Tensor) -> tuple[Tensor, Logs]:

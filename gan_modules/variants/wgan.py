@@ -15,8 +15,15 @@ class WGAN(AdversarialModule):
     """Arjovsky et al. 2017, Algorithm 1: linear critic output, weights clipped to [-c, c] after
     every critic step, RMSProp 5e-5, n_critic 5."""
 
-    def __init__(self, clip: float = 0.01, n_critic: int = 5, optimizer: str = "rmsprop", lr_g: float = 5e-5,
-                 lr_d: float = 5e-5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        clip: float = 0.01,
+        n_critic: int = 5,
+        optimizer: str = "rmsprop",
+        lr_g: float = 5e-5,
+        lr_d: float = 5e-5,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(n_critic=n_critic, optimizer=optimizer, lr_g=lr_g, lr_d=lr_d, **kwargs)
         _check(clip > 0, "model.clip", clip, "a float > 0")
         self.clip = clip
@@ -36,8 +43,16 @@ class WGAN(AdversarialModule):
 class WGANGP(AdversarialModule):
     """Gulrajani et al. 2017, Algorithm 1: lambda 10, Adam 1e-4 (0, 0.9), n_critic 5, no clipping."""
 
-    def __init__(self, gp_weight: float = 10.0, one_sided: bool = False, n_critic: int = 5, lr_g: float = 1e-4,
-                 lr_d: float = 1e-4, betas: tuple[float, float] = (0.0, 0.9), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        gp_weight: float = 10.0,
+        one_sided: bool = False,
+        n_critic: int = 5,
+        lr_g: float = 1e-4,
+        lr_d: float = 1e-4,
+        betas: tuple[float, float] = (0.0, 0.9),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(n_critic=n_critic, lr_g=lr_g, lr_d=lr_d, betas=betas, **kwargs)
         _check(gp_weight >= 0, "model.gp_weight", gp_weight, "a float >= 0")
         self.gp_weight, self.one_sided = gp_weight, one_sided
@@ -45,7 +60,10 @@ class WGANGP(AdversarialModule):
     def wasserstein_terms(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         loss = losses.wasserstein_critic_loss(self.critic(real), self.critic(fake))
         gp = penalties.gradient_penalty(self.critic, real, fake, self.uniform(len(real)), self.one_sided)
-        return loss + self.gp_weight * gp, {"train/wasserstein_estimate": -loss.detach(), "train/gradient_penalty": gp.detach()}
+        return loss + self.gp_weight * gp, {
+            "train/wasserstein_estimate": -loss.detach(),
+            "train/gradient_penalty": gp.detach(),
+        }
 
     critic_loss = wasserstein_terms
 
@@ -60,8 +78,12 @@ class WGANCT(WGANGP):
     def __init__(self, ct_weight: float = 2.0, ct_margin: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _check(ct_weight >= 0, "model.ct_weight", ct_weight, "a float >= 0")
-        _check(float(self.hparams.critic.get("dropout", 0.0)) > 0, "model.critic.dropout",
-               self.hparams.critic.get("dropout", 0.0), "a float > 0 (the consistency term compares two dropout passes)")
+        _check(
+            float(self.hparams.critic.get("dropout", 0.0)) > 0,
+            "model.critic.dropout",
+            self.hparams.critic.get("dropout", 0.0),
+            "a float > 0 (the consistency term compares two dropout passes)",
+        )
         self.ct_weight, self.ct_margin = ct_weight, ct_margin
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
@@ -74,8 +96,14 @@ class DRAGAN(AdversarialModule):
     """Kodali et al. 2017: the (non-saturating) GAN loss plus lambda (||grad D(x_hat)|| - 1)^2 at
     points x_hat near the real data; lambda 10, Adam 1e-4 (0.5, 0.9) as in the authors' code."""
 
-    def __init__(self, penalty_weight: float = 10.0, lr_g: float = 1e-4, lr_d: float = 1e-4,
-                 betas: tuple[float, float] = (0.5, 0.9), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        penalty_weight: float = 10.0,
+        lr_g: float = 1e-4,
+        lr_d: float = 1e-4,
+        betas: tuple[float, float] = (0.5, 0.9),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr_g=lr_g, lr_d=lr_d, betas=betas, **kwargs)
         _check(penalty_weight >= 0, "model.penalty_weight", penalty_weight, "a float >= 0")
         self.penalty_weight = penalty_weight
