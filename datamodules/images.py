@@ -202,15 +202,17 @@ class TorchvisionDataModule(ImageDataModule):
         return resize_uint8(image[:, top : top + crop, left : left + crop].unsqueeze(0), self.image_size)[0]
 
     def _how_to_obtain(self, err: Exception) -> str:
+        mnist_stem = "train" if self.split == "train" else "t10k"
         files = {
-            "mnist": "MNIST/raw/{train,t10k}-images-idx3-ubyte.gz",
-            "fashion_mnist": "FashionMNIST/raw/{train,t10k}-images-idx3-ubyte.gz",
+            "mnist": f"MNIST/raw/{mnist_stem}-images-idx3-ubyte.gz",
+            "fashion_mnist": f"FashionMNIST/raw/{mnist_stem}-images-idx3-ubyte.gz",
             "cifar10": "cifar-10-batches-py/ (from cifar-10-python.tar.gz)",
             "celeba": "celeba/img_align_celeba/ and celeba/list_eval_partition.txt",
             "image_folder": "<class>/<image> files",
         }[self.name]
-        how = "set data.download=true on a machine with internet, or " if not self.download else ""
-        return (
-            f"{self.name} ({self.split} split) not found under data.root={str(self.root)!r} and could not be "
-            f"downloaded ({type(err).__name__}: {str(err).splitlines()[0][:120]}); {how}place {files} there"
-        )
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        if self.download:
+            fix = f"download failed ({type(err).__name__}: {reason}); place {files} there or retry online"
+        else:
+            fix = f"place {files} there, or set data.download=true on a machine with internet"
+        return f"{self.name} ({self.split} split) not found under data.root={str(self.root)!r}: {fix}"

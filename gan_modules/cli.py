@@ -45,6 +45,11 @@ class GanLabCLI(LightningCLI):
                 print(f"gan-lab: resuming from {last} (use another --trainer.default_root_dir for a fresh run)")
                 config["ckpt_path"] = str(last)
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        if config.get("enable_progress_bar") is not False:  # count generator iterations, not batches
+            callbacks = [*callbacks, GeneratorProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
     def after_fit(self) -> None:
         root = Path(self.trainer.default_root_dir)
         ckpts = root / "checkpoints"
@@ -73,7 +78,6 @@ def run_lightning(args: list[str]) -> GanLabCLI:
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,
-        trainer_defaults={"callbacks": [GeneratorProgressBar()]},
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": "gan-lab: train and compare GANs (fit/validate/test via LightningCLI)"},
         auto_configure_optimizers=False,

@@ -17,15 +17,26 @@ class RunCheckpoint(ModelCheckpoint):
     """
 
     def __init__(
-        self, every_n_train_steps: int = 500, save_top_k: int = -1, save_last: bool = True, **kwargs: Any
+        self,
+        every_n_train_steps: int = 500,
+        save_top_k: int = -1,
+        save_last: bool = True,
+        filename: str = "step{step:07d}",
+        auto_insert_metric_name: bool = False,
+        **kwargs: Any,
     ) -> None:
         if every_n_train_steps < 1:
             raise ValueError(
                 f"checkpoint.every_n_train_steps={every_n_train_steps} is invalid; allowed: an integer >= 1"
             )
-        kwargs.setdefault("filename", "step{step:07d}")
-        kwargs.setdefault("auto_insert_metric_name", False)
-        super().__init__(every_n_train_steps=every_n_train_steps, save_top_k=save_top_k, save_last=save_last, **kwargs)
+        super().__init__(
+            every_n_train_steps=every_n_train_steps,
+            save_top_k=save_top_k,
+            save_last=save_last,
+            filename=filename,
+            auto_insert_metric_name=auto_insert_metric_name,
+            **kwargs,
+        )
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:

@@ -1,0 +1,134 @@
+"""The engine's schedule and bookkeeping, counted independently of Lightning's own counters."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from datamodules import Toy2DDataModule
+from gan_modules import NSGAN, WGANGP
+from gan_modules.draws import GlobalDraws
+from gan_modules.nets import build_critic, build_generator
+
+TINY = {"generator": {"arch": "mlp", "hidden": [8]}, "critic": {"arch": "mlp", "hidden": [8]}, "z_dim": 2}
+
+
+class StepCounter(L.Callback):
+    """Counts real optimizer.step() calls per optimizer with torch's own step hooks."""
+
+    def __init__(self) -> None:
+        self.counts = {"critic": 0, "generator": 0}
+        self.lrs: list[float] = []
+        self.clip_norms: list[float] = []
+
+    def on_train_start(self, trainer, pl_module):
+        d_opt, g_opt = (o.optimizer if hasattr(o, "optimizer") else o for o in trainer.optimizers)
+        d_opt.register_step_post_hook(lambda *_: self._count("critic"))
+        g_opt.register_step_post_hook(lambda *_: self._count("generator", g_opt))
+        # post-hook: the gradients the update used (Lightning evaluates the closure, and with it
+        # on_before_optimizer_step, inside optimizer.step, i.e. after any pre-hook)
+        d_opt.register_step_post_hook(lambda opt, *_: self.clip_norms.append(_grad_norm(opt)))
+
+    def _count(self, which, opt=None):
+        self.counts[which] += 1
+        if opt is not None:
+            self.lrs.append(opt.param_groups[0]["lr"])
+
+
+def _grad_norm(opt) -> float:
+    grads = [p.grad.flatten() for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    return float(torch.cat(grads).norm())
+
+
+def _fit(module, steps, callbacks=(), batch=16):
+    trainer = L.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(module, Toy2DDataModule("ring8", size=512, batch_size=batch))
+    return trainer
+
+
+@pytest.mark.parametrize("n_critic, steps", [(1, 5), (3, 4), (5, 2)])
+def test_max_steps_counts_generator_iterations_and_n_critic_critic_steps(n_critic, steps):
+    counter = StepCounter()
+    module = WGANGP(n_critic=n_critic, data_shape=(2,), **TINY)
+    trainer = _fit(module, steps, [counter])
+    assert counter.counts == {"critic": n_critic * steps, "generator": steps}
+    assert trainer.global_step == steps
+    assert module.real_batches_consumed == n_critic * steps
+
+
+def test_wgan_warmup_uses_100_critic_steps_early_on():
+    counter = StepCounter()
+    module = WGANGP(n_critic=5, wgan_warmup=True, data_shape=(2,), **TINY)
+    _fit(module, 2, [counter])
+    assert counter.counts == {"critic": 200, "generator": 2}  # iterations 0 and 1 are < 25
+
+
+def test_linear_decay_reaches_zero_at_max_steps():
+    counter = StepCounter()
+    module = NSGAN(lr_g=1e-3, lr_d=1e-3, lr_decay="linear", data_shape=(2,), **TINY)
+    _fit(module, 4, [counter])
+    # lr used by generator step k (0-based) is lr0 * (1 - k / 4); it is stepped after each iteration
+    assert counter.lrs == pytest.approx([1e-3 * (1 - k / 4) for k in range(4)])
+    assert module.optimizers()[1].param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_gradient_clipping_applies_before_the_critic_update():
+    counter = StepCounter()
+    module = NSGAN(grad_clip=1e-3, data_shape=(2,), **TINY)
+    _fit(module, 3, [counter])
+    assert counter.clip_norms and max(counter.clip_norms) <= 1e-3 * (1 + 1e-5)
+
+
+def test_global_draws_are_sliced_identically_across_world_sizes():
+    one = GlobalDraws(seed=5).draw("normal", (6, 3), torch.device("cpu"))
+    halves = [GlobalDraws(seed=5).draw("normal", (3, 3), torch.device("cpu"), rank=r, world_size=2) for r in range(2)]
+    assert torch.equal(torch.cat(halves), one)
+    draws = GlobalDraws(seed=5)
+    draws.draw("uniform", (4,), torch.device("cpu"))
+    restored = GlobalDraws(seed=0)
+    restored.load_state_dict(draws.state_dict())
+    cpu = torch.device("cpu")
+    assert torch.equal(restored.draw("uniform", (4,), cpu), draws.draw("uniform", (4,), cpu))
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+@pytest.mark.parametrize("size, channels", [(8, 1), (16, 1), (28, 1), (32, 3)])
+def test_image_nets_produce_the_datamodule_shape(arch, size, channels):
+    shape = (channels, size, size)
+    g = build_generator({"arch": arch, "width": 8}, 4, shape)
+    d = build_critic({"arch": arch, "width": 8}, shape)
+    x = g(torch.randn(3, 4))
+    assert x.shape == (3, *shape) and x.min() >= -1 and x.max() <= 1
+    assert d(x).shape == (3,)
+
+
+def test_autoencoder_critic_energy_is_mean_squared_reconstruction_error():
+    ae = build_critic({"arch": "autoencoder", "width": 4, "code_dim": 3}, (1, 8, 8))
+    x = torch.randn(5, 1, 8, 8)
+    expected = (ae.decoder(ae.encoder(x)).view_as(x) - x).pow(2).flatten(1).mean(1)
+    assert torch.allclose(ae(x), expected)
+
+
+def test_impossible_image_size_and_unknown_arch_are_one_line_errors():
+    with pytest.raises(ValueError, match=r"dcgan cannot produce 30x30 images; allowed sizes are 4\*2\^k or 7\*2\^k"):
+        build_generator({"arch": "dcgan"}, 4, (1, 30, 30))
+    with pytest.raises(ValueError, match=r"model.critic.arch='vit' is unknown; allowed: mlp, dcgan, resnet, auto"):
+        build_critic({"arch": "vit"}, (2,))
+    with pytest.raises(ValueError, match=r"model.generator.depth is not an option of the mlp generator"):
+        build_generator({"arch": "mlp", "depth": 3}, 4, (2,))
+
+
+def test_spectral_norm_switch_normalises_every_critic_layer():
+    critic = build_critic({"arch": "dcgan", "width": 4, "spectral_norm": True}, (1, 16, 16))
+    layers = [m for m in critic.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
