@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -40,4 +41,7 @@ def load_datamodule(path: str | Path) -> GANDataModule:
     """The datamodule the checkpoint was trained on, rebuilt from its saved hyperparameters."""
     checkpoint = read_checkpoint(path)
     cls = _import(checkpoint["gan_lab"]["datamodule_class"])
-    return cls(**checkpoint.get("datamodule_hyper_parameters", {}))
+    saved = checkpoint.get("datamodule_hyper_parameters", {})
+    # the base class records its own arguments too (e.g. num_val_batches), which subclasses may not take
+    accepted = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in saved.items() if k in accepted})

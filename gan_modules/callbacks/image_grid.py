@@ -39,6 +39,7 @@ def save_scatter(
     """2D data: generated points over real points, on the critic's contour map."""
     s, r = samples.detach().cpu().numpy(), real.detach().cpu().numpy()
     both = np.concatenate([s, r])
+    both = both[np.isfinite(both).all(1)]  # a NaN point (bad data, skipped NaN steps) must not break the plot
     lo, hi = both.min(0) - 0.5, both.max(0) + 0.5
     fig, ax = plt.subplots(figsize=(5, 5))
     if critic is not None:
@@ -66,7 +67,8 @@ class ImageGrid(L.Callback):
     """Every `every_n_steps` generator iterations (and at the end), draw the fixed-noise samples.
 
     Files go to `<default_root_dir>/samples/step_XXXXXXX.png` and `latest.png`; W&B and
-    TensorBoard loggers also receive the image. Rank zero only.
+    TensorBoard loggers also receive the image, a CSV logger a copy in `<log_dir>/samples/`.
+    Rank zero only.
     """
 
     def __init__(self, every_n_steps: int = 500, upscale: int = 4) -> None:
@@ -75,6 +77,10 @@ class ImageGrid(L.Callback):
         self.every_n_steps, self.upscale = every_n_steps, upscale
         self._last_step = -1
         self.last_path: Path | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a resumed run already drew the grid of the step it resumes at; do not overwrite it
+        self._last_step = trainer.global_step if trainer.global_step > 0 else -1
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         step = trainer.global_step
@@ -103,7 +109,7 @@ class ImageGrid(L.Callback):
 
     @staticmethod
     def _send_to_loggers(trainer: L.Trainer, path: Path, step: int) -> None:
-        from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+        from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
@@ -111,3 +117,7 @@ class ImageGrid(L.Callback):
             elif isinstance(logger, TensorBoardLogger):
                 image = plt.imread(path)[..., :3]
                 logger.experiment.add_image("samples", np.transpose(image, (2, 0, 1)), step)
+            elif isinstance(logger, CSVLogger):  # a CSV run folder keeps its grids as PNG files beside metrics.csv
+                folder = Path(logger.log_dir) / "samples"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / path.name).write_bytes(path.read_bytes())

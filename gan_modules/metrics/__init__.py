@@ -1,4 +1,4 @@
-"""Evaluation metrics: 2D mode metrics and EMD here; image feature metrics alongside."""
+"""Evaluation metrics: image feature metrics (FID/IS/KID/PR via torch-fidelity), 2D mode metrics, EMD."""
 
 from gan_modules.metrics.toy import assign_modes, exact_emd, mode_metrics
 

@@ -1,0 +1,94 @@
+"""Image metrics from extracted features, through torch-fidelity's own feature -> metric functions.
+
+Using its functions (not a re-implementation) is what makes the numbers equal
+`torch_fidelity.calculate_metrics` on the same samples: same covariance estimator and matrix
+square root for FID, same shuffling seed and splits for IS, same subset draws for KID.
+Defaults are torch-fidelity's: IS 10 splits (Salimans et al. 2016), KID 100 subsets of 1000
+(Binkowski et al. 2018), precision/recall with k = 3 (Kynkaanniemi et al. 2019).
+Convention: `fake` is torch-fidelity's input1 (generated), `real` its input2.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch_fidelity.defaults import DEFAULTS
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+
+IS_SPLITS: int = DEFAULTS["isc_splits"]
+KID_SUBSETS: int = DEFAULTS["kid_subsets"]
+KID_SUBSET_SIZE: int = DEFAULTS["kid_subset_size"]
+PR_NEIGHBORHOOD: int = DEFAULTS["prc_neighborhood"]
+RNG_SEED: int = DEFAULTS["rng_seed"]
+
+
+def fid_statistics(features: torch.Tensor) -> dict:
+    """Mean and covariance (Heusel et al. 2017), as torch-fidelity computes and caches them."""
+    return fid_features_to_statistics(features.detach().float().cpu())
+
+
+def fid_from_statistics(fake: dict, real: dict) -> float:
+    return float(fid_statistics_to_metric(fake, real, verbose=False)[KEY_METRIC_FID])
+
+
+def fid(fake: torch.Tensor, real: torch.Tensor) -> float:
+    return fid_from_statistics(fid_statistics(fake), fid_statistics(real))
+
+
+def inception_score(logits: torch.Tensor, splits: int = IS_SPLITS) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))), mean and std over `splits` shuffled splits."""
+    out = isc_features_to_metric(logits.detach().float().cpu(), splits=splits, shuffle=True, rng_seed=RNG_SEED)
+    return float(out[KEY_METRIC_ISC_MEAN]), float(out[KEY_METRIC_ISC_STD])
+
+
+def kid(
+    fake: torch.Tensor, real: torch.Tensor, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE
+) -> tuple[float, float]:
+    """Unbiased MMD^2 with the cubic polynomial kernel, mean and std over random subsets."""
+    if subset_size > min(len(fake), len(real)):
+        raise ValueError(
+            f"kid_subset_size={subset_size} is invalid for {len(fake)} generated and {len(real)} real samples; "
+            "allowed: at most the smaller of the two"
+        )
+    out = kid_features_to_metric(
+        fake.detach().float().cpu(),
+        real.detach().float().cpu(),
+        kid_subsets=subsets,
+        kid_subset_size=subset_size,
+        rng_seed=RNG_SEED,
+        verbose=False,
+    )
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
+
+
+def precision_recall(
+    fake: torch.Tensor, real: torch.Tensor, neighborhood: int = PR_NEIGHBORHOOD
+) -> tuple[float, float]:
+    """Improved precision (fakes inside the real k-NN manifold) and recall (reals inside the fake one)."""
+    out = prc_features_to_metric(
+        fake.detach().float().cpu(),
+        real.detach().float().cpu(),
+        prc_neighborhood=neighborhood,
+        prc_batch_size=DEFAULTS["prc_batch_size"],
+        save_cpu_ram=True,  # blockwise distances; identical result to the full matrix
+        verbose=False,
+    )
+    return float(out[KEY_METRIC_PRECISION]), float(out[KEY_METRIC_RECALL])
+
+
+def class_coverage(logits: torch.Tensor, num_classes: int | None = None) -> dict[str, float]:
+    """Mode coverage over the data's classes, as for Stacked MNIST (VEEGAN; PacGAN Table 2).
+
+    classes_covered  classes predicted for at least one sample
+    class_kl         KL(predicted-class histogram || uniform); 0 when balanced, log K for one class
+    """
+    num_classes = num_classes or logits.shape[1]
+    counts = torch.bincount(logits.argmax(1).cpu(), minlength=num_classes).double()
+    p = counts / counts.sum()
+    nz = p > 0
+    return {
+        "classes_covered": float(nz.sum()),
+        "class_kl": float((p[nz] * torch.log(p[nz] * num_classes)).sum()),
+    }

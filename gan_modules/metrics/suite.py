@@ -1,0 +1,270 @@
+"""The full metric set for a generator and its data, shared by the training callback and `gan-lab evaluate`.
+
+Images: FID, IS, KID and precision/recall on the features of a named extractor (plus class
+coverage for the digit classifiers). Points: the PacGAN mode metrics and the exact EMD.
+Results are plain floats keyed by short names ("fid", "is_mean", "modes", ...); the callback logs
+them as "metrics/<name>" and `evaluate` writes them to JSON under the same names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from datamodules import GANDataModule, to_uint8_images
+from gan_modules.metrics import scores
+from gan_modules.metrics.cache import FeatureCache
+from gan_modules.metrics.collective import Collective, gather_rows
+from gan_modules.metrics.extractors import FeatureExtractor
+from gan_modules.metrics.toy import exact_emd, mode_metrics
+
+IMAGE_METRICS = ("fid", "is", "kid", "pr")
+DEFAULT_NUM = {"image": 10_000, "points": 2_500}  # FID-10k; PacGAN's 2,500 samples for 2D mixtures
+
+
+def _say(message: str) -> None:
+    print(f"gan-lab metrics: {message}", file=sys.stderr)
+
+
+@dataclass
+class MetricSettings:
+    """What to compute; every field ends up in the logged protocol.
+
+    num_fake / num_real: None = the kind's default (10,000 images, 2,500 points); num_real is
+    capped at the size of the real data. seed: chunk c of generated samples uses noise seed
+    seed * 1_000_003 + c; the real subset is drawn with `seed`.
+    """
+
+    num_fake: int | None = None
+    num_real: int | None = None
+    extractor: str = "inception"
+    weights_path: str | None = None
+    metrics: list[str] = field(default_factory=lambda: list(IMAGE_METRICS))
+    batch_size: int = 100
+    seed: int = 0
+    is_splits: int = scores.IS_SPLITS
+    kid_subsets: int = scores.KID_SUBSETS
+    kid_subset_size: int = scores.KID_SUBSET_SIZE
+    pr_neighborhood: int = scores.PR_NEIGHBORHOOD
+    cache_dir: str | None = None
+
+    def validate(self, prefix: str = "metrics") -> None:
+        """One-line errors naming the option, before anything runs."""
+        checks: list[tuple[bool, str, Any, str]] = [
+            (self.num_fake is None or self.num_fake >= 2, "num_fake", self.num_fake, "null or an integer >= 2"),
+            (self.num_real is None or self.num_real >= 2, "num_real", self.num_real, "null or an integer >= 2"),
+            (self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1"),
+            (self.is_splits >= 1, "is_splits", self.is_splits, "an integer >= 1"),
+            (self.kid_subsets >= 1, "kid_subsets", self.kid_subsets, "an integer >= 1"),
+            (self.kid_subset_size >= 2, "kid_subset_size", self.kid_subset_size, "an integer >= 2"),
+            (self.pr_neighborhood >= 1, "pr_neighborhood", self.pr_neighborhood, "an integer >= 1"),
+            (set(self.metrics) <= set(IMAGE_METRICS), "metrics", self.metrics, f"a subset of {list(IMAGE_METRICS)}"),
+        ]
+        if self.num_fake is not None and "is" in self.metrics:
+            checks.append(
+                (self.num_fake >= self.is_splits, "num_fake", self.num_fake, f">= is_splits={self.is_splits}")
+            )
+        for ok, key, value, allowed in checks:
+            if not ok:
+                raise ValueError(f"{prefix}.{key}={value!r} is invalid; allowed: {allowed}")
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    return seed * 1_000_003 + chunk
+
+
+def generated_chunk(module: Any, seed: int, chunk: int, size: int) -> Tensor:
+    """Chunk `chunk` of the evaluation samples: the same tensor whichever rank draws it."""
+    return module.sample(size, seed=chunk_seed(seed, chunk), batch_size=size)
+
+
+def generated_samples(module: Any, num: int, batch_size: int, seed: int) -> Tensor:
+    """All evaluation samples in one process, in the order every evaluation uses."""
+    return torch.cat(
+        [
+            generated_chunk(module, seed, c, min(batch_size, num - first))
+            for c, first in enumerate(range(0, num, batch_size))
+        ]
+    )
+
+
+class Evaluator:
+    """Base: settings, the data protocol, and `evaluate(module, datamodule, coll)` -> {name: value}."""
+
+    kind: str  # "image" or "points", as the datamodule's kind
+    monitor: str  # lower is better; the callback keeps the checkpoint with the best value
+
+    def __init__(self, settings: MetricSettings, say: Callable[[str], None] = _say) -> None:
+        settings.validate()
+        self.settings, self.say = settings, say
+
+    def counts(self, dm: GANDataModule) -> tuple[int, int]:
+        default = DEFAULT_NUM[self.kind]
+        num_fake = self.settings.num_fake or default
+        return num_fake, min(self.settings.num_real or default, len(dm))
+
+    def protocol(self, dm: GANDataModule, module: Any = None) -> dict[str, Any]:
+        num_fake, num_real = self.counts(dm)
+        data = dm.protocol()
+        out = {
+            "kind": self.kind,
+            "dataset": data["dataset"],
+            "real_split": data["split"],
+            "real_size": data["size"],
+            "shape": data["shape"],
+            "num_fake": num_fake,
+            "num_real": num_real,
+            "seed": self.settings.seed,
+        }
+        if module is not None:
+            out["generator"] = "ema" if getattr(module, "generator_ema", None) is not None else "generator"
+        return out
+
+    def evaluate(self, module: Any, dm: GANDataModule, coll: Collective) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class PointEvaluator(Evaluator):
+    """2D mixtures: modes covered, % high quality, reverse KL (PacGAN Sec. 5.1) and exact EMD (POT)."""
+
+    kind = "points"
+    monitor = "emd"
+
+    def evaluate(self, module: Any, dm: GANDataModule, coll: Collective) -> dict[str, float]:
+        num_fake, num_real = self.counts(dm)
+        seed, batch = self.settings.seed, self.settings.batch_size
+        fake = gather_rows(
+            lambda c, _, k: {"points": generated_chunk(module, seed, c, k).float()}, num_fake, batch, coll
+        )["points"]
+        results = None
+        if coll.rank == 0:
+            results = {}
+            modes = getattr(dm, "modes", None)
+            if modes is not None:
+                results.update(mode_metrics(fake, modes, dm.mode_std))
+            results["emd"] = exact_emd(fake, dm.real_samples(num_real, seed=seed))
+        return coll.broadcast(results)
+
+
+class ImageEvaluator(Evaluator):
+    """FID / IS / KID / precision-recall on one extractor's features; real features cached on disk."""
+
+    kind = "image"
+    monitor = "fid"
+
+    def __init__(
+        self, settings: MetricSettings, device: torch.device | str = "cpu", say: Callable[[str], None] = _say
+    ) -> None:
+        super().__init__(settings, say)
+        self.extractor = FeatureExtractor(settings.extractor, settings.weights_path, device)
+        self.cache = FeatureCache(settings.cache_dir)
+        self._real: tuple[dict[str, Any], dict[str, Tensor], dict] | None = None  # (key, features, FID stats)
+        self._warned_kid = False
+
+    def kid_subset_size(self, dm: GANDataModule) -> int:
+        """torch-fidelity raises when a subset is larger than a sample set; use all samples instead, on record."""
+        return min(self.settings.kid_subset_size, *self.counts(dm))
+
+    def protocol(self, dm: GANDataModule, module: Any = None) -> dict[str, Any]:
+        spec, s = self.extractor.spec, self.settings
+        out = {
+            **super().protocol(dm, module),
+            "extractor": self.extractor.name,
+            "extractor_weights": self.extractor.fingerprint,
+            "feature_layer": spec.fid_layer,
+            "metrics": list(s.metrics),
+        }
+        if "is" in s.metrics:
+            out.update(is_layer=spec.logits_layer, is_splits=s.is_splits)
+        if "kid" in s.metrics:
+            out.update(kid_subsets=s.kid_subsets, kid_subset_size=self.kid_subset_size(dm))
+        if "pr" in s.metrics:
+            out.update(pr_neighborhood=s.pr_neighborhood)
+        return out
+
+    def _features(self, images: Tensor) -> dict[str, Tensor]:
+        return self.extractor(to_uint8_images(images))
+
+    def real_key(self, dm: GANDataModule, real: Tensor) -> dict[str, Any]:
+        return {
+            "data": dm.protocol(),
+            "num_real": len(real),
+            "real_seed": self.settings.seed,
+            "content_sha256": hashlib.sha256(to_uint8_images(real).numpy().tobytes()).hexdigest(),
+            "extractor": self.extractor.name,
+            "extractor_weights": self.extractor.fingerprint,
+            "layer": self.extractor.spec.fid_layer,
+        }
+
+    def real_features(self, dm: GANDataModule, coll: Collective) -> tuple[Tensor, dict]:
+        """Real features and FID statistics: memory, else a verified disk cache, else computed once."""
+        _, num_real = self.counts(dm)
+        real = dm.real_samples(num_real, seed=self.settings.seed)
+        key = self.real_key(dm, real)
+        if self._real is not None and self._real[0] == key:
+            return self._real[1][self.extractor.spec.fid_layer], self._real[2]
+        features, message = self.cache.load(key)
+        if coll.all_true(features is not None):  # all ranks read the cache, or all compute together
+            if coll.rank == 0:
+                self.say(message)
+        else:
+            if coll.rank == 0:
+                self.say(f"{message}; computing {num_real} real features with {self.extractor.name}")
+            layer = self.extractor.spec.fid_layer
+            features = gather_rows(
+                lambda _, first, k: {layer: self._features(real[first : first + k])[layer]},
+                num_real,
+                self.settings.batch_size,
+                coll,
+            )
+            if coll.rank == 0:
+                self.say(f"cached real features -> {self.cache.save(key, features)}")
+        stats = scores.fid_statistics(features[self.extractor.spec.fid_layer])
+        self._real = (key, features, stats)
+        return features[self.extractor.spec.fid_layer], stats
+
+    def evaluate(self, module: Any, dm: GANDataModule, coll: Collective) -> dict[str, float]:
+        s, spec = self.settings, self.extractor.spec
+        num_fake, _ = self.counts(dm)
+        real, real_stats = self.real_features(dm, coll)
+        fake = gather_rows(
+            lambda c, _, k: self._features(generated_chunk(module, s.seed, c, k)), num_fake, s.batch_size, coll
+        )
+        results = None
+        if coll.rank == 0:
+            results = self.scores(fake[spec.fid_layer], fake[spec.logits_layer], real, real_stats, dm)
+        return coll.broadcast(results)
+
+    def scores(
+        self, fake: Tensor, logits: Tensor, real: Tensor, real_stats: dict, dm: GANDataModule
+    ) -> dict[str, float]:
+        s, out = self.settings, {}
+        if "fid" in s.metrics:
+            out["fid"] = scores.fid_from_statistics(scores.fid_statistics(fake), real_stats)
+        if "is" in s.metrics:
+            out["is_mean"], out["is_std"] = scores.inception_score(logits, s.is_splits)
+        if "kid" in s.metrics:
+            size = self.kid_subset_size(dm)
+            if size < s.kid_subset_size and not self._warned_kid:
+                self._warned_kid = True
+                self.say(f"KID subset size {s.kid_subset_size} > samples available; using {size} (in the protocol)")
+            out["kid_mean"], out["kid_std"] = scores.kid(fake, real, s.kid_subsets, size)
+        if "pr" in s.metrics:
+            out["precision"], out["recall"] = scores.precision_recall(fake, real, s.pr_neighborhood)
+        if self.extractor.spec.classifier:
+            out.update(scores.class_coverage(logits))
+        return out
+
+
+def build_evaluator(
+    kind: str, settings: MetricSettings, device: torch.device | str = "cpu", say: Callable[[str], None] = _say
+) -> Evaluator:
+    if kind == "image":
+        return ImageEvaluator(settings, device, say)
+    return PointEvaluator(settings, say)

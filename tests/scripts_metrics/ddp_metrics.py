@@ -1,0 +1,100 @@
+"""Fit a tiny GAN under DDP (gloo, CPU) with the metrics callback, then re-evaluate in one process.
+
+Usage: python ddp_metrics.py --devices N --root DIR
+Writes DIR/result.json (rank 0): the callback's last results (computed with N ranks, each drawing
+its share of the samples), the same evaluation by one process on the same final weights, and
+what the best-checkpoint logic wrote. Every rank also writes DIR/gather_rank<r>.json: `gather_rows`
+through the trainer's strategy on index rows, including cases with fewer chunks than ranks.
+Lightning's "ddp" strategy re-executes this file for every rank, hence the __main__ guard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.strategies import DDPStrategy
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import extractor_fixtures
+
+from datamodules import DigitsDataModule
+from gan_modules import NSGAN
+from gan_modules.callbacks.metrics import GenerativeMetrics
+from gan_modules.metrics.collective import SingleProcess, StrategyCollective, gather_rows
+from gan_modules.metrics.suite import MetricSettings, build_evaluator
+
+GATHER_CASES = [(90, 16), (7, 2), (5, 10), (1, 4)]  # (rows, batch): uneven chunks; one chunk for two ranks
+
+
+def check_gather_order(coll: StrategyCollective, root: Path) -> None:
+    """Rows come back in single-process order; record which chunks this rank produced."""
+    results = []
+    for rows, batch in GATHER_CASES:
+        produced: list[int] = []
+
+        def produce(chunk: int, first: int, k: int, produced: list[int] = produced) -> dict[str, torch.Tensor]:
+            produced.append(chunk)
+            index = torch.arange(first, first + k, dtype=torch.float64)
+            return {"pair": torch.stack([index, -index], 1), "index": index.long()}
+
+        out = gather_rows(produce, rows, batch, coll)
+        expected = torch.arange(rows)
+        ok = torch.equal(out["index"], expected) and torch.equal(out["pair"][:, 1], -expected.double())
+        results.append({"ok": ok, "chunks_here": produced})
+    (root / f"gather_rank{coll.rank}.json").write_text(json.dumps(results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=2)
+    parser.add_argument("--root", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    root = Path(args.root)
+    name = extractor_fixtures.register()
+    L.seed_everything(0)
+    dm = DigitsDataModule(image_size=8, batch_size=32)
+    nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
+    model = NSGAN(data_shape=(1, 8, 8), z_dim=8, ema_decay=0.5, **nets)
+    # 90 fakes in chunks of 16 (6 chunks, the last one partial); 100 reals (7 chunks): uneven shares
+    settings = {"num_fake": 90, "num_real": 100, "extractor": name, "kid_subset_size": 50}
+    callback = GenerativeMetrics(every_n_steps=2, batch_size=16, cache_dir=str(root / "cache"), **settings)
+    strategy = DDPStrategy(find_unused_parameters=True, process_group_backend="gloo") if args.devices > 1 else "auto"
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=args.devices,
+        strategy=strategy,
+        max_steps=2,
+        default_root_dir=root,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[callback],
+    )
+    trainer.fit(model, dm)
+    check_gather_order(StrategyCollective(trainer.strategy), root)
+    if trainer.global_rank != 0:
+        return
+    single = build_evaluator(dm.kind, MetricSettings(batch_size=16, cache_dir=str(root / "cache"), **settings))
+    best = callback.best_path(trainer)
+    result = {
+        "world_size": trainer.world_size,
+        "callback": callback.last_results,
+        "single_process": single.evaluate(model, dm, SingleProcess()),
+        "best_checkpoint": best.is_file() and torch.load(best, weights_only=False)["global_step"],
+        "best": callback.best,
+    }
+    (root / "result.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""`gan-lab evaluate` on real checkpoints: metric set by data kind, JSON keys as logged, clear errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+
+from datamodules import DigitsDataModule, Toy2DDataModule
+from gan_modules import NSGAN, WGANGP
+from gan_modules.checkpoints import load_module
+from gan_modules.commands import evaluate
+from gan_modules.metrics import exact_emd, mode_metrics
+from gan_modules.metrics.extractors import INCEPTION_FILE
+from gan_modules.metrics.suite import generated_samples
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
+import extractor_fixtures
+
+
+def _checkpoint(root: Path, model: L.LightningModule, dm: L.LightningDataModule, steps: int = 3) -> Path:
+    L.seed_everything(0)
+    trainer = L.Trainer(
+        max_steps=steps,
+        default_root_dir=root,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, dm)
+    path = root / "model.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_ckpt(tmp_path_factory) -> Path:
+    nets = {"generator": {"arch": "mlp", "hidden": [16, 16]}, "critic": {"arch": "mlp", "hidden": [16, 16]}}
+    model = WGANGP(data_shape=(2,), z_dim=2, **nets)
+    return _checkpoint(tmp_path_factory.mktemp("toy"), model, Toy2DDataModule("ring8", size=1500, batch_size=64))
+
+
+@pytest.fixture(scope="module")
+def digits_ckpt(tmp_path_factory) -> Path:
+    nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
+    model = NSGAN(data_shape=(1, 8, 8), z_dim=8, **nets)
+    return _checkpoint(tmp_path_factory.mktemp("digits"), model, DigitsDataModule(image_size=8, batch_size=32))
+
+
+def test_points_checkpoint_gets_mode_metrics_and_emd_in_table_and_json(toy_ckpt, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert evaluate.main(["--ckpt_path", str(toy_ckpt), "--num", "500", "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    fake = generated_samples(load_module(toy_ckpt), 500, 100, seed=0)
+    dm = Toy2DDataModule("ring8", size=1500, batch_size=64)
+    expected = {**mode_metrics(fake, dm.modes, dm.mode_std), "emd": exact_emd(fake, dm.real_samples(1500, seed=0))}
+    assert {k: payload[k] for k in expected} == pytest.approx(expected)
+    protocol = payload["protocol"]
+    assert protocol["num_fake"] == 500 and protocol["num_real"] == 1500  # default 2,500 capped at the data size
+    assert payload["step"] == 3 and payload["ckpt_path"] == str(toy_ckpt)
+    table = capsys.readouterr().out
+    assert "500 generated vs 1500 real (ring8 train split)" in table and "reverse_kl" in table and "emd" in table
+
+
+def test_image_checkpoint_metrics_equal_torch_fidelity(digits_ckpt, tmp_path):
+    name = extractor_fixtures.register()
+    out = tmp_path / "eval.json"
+    args = ["--ckpt_path", str(digits_ckpt), "--extractor", name, "--num", "60", "--num_real", "80"]
+    assert evaluate.main([*args, "--batch_size", "25", "--cache_dir", str(tmp_path), "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    fake = generated_samples(load_module(digits_ckpt), 60, 25, seed=0)
+    real = DigitsDataModule(image_size=8).real_samples(80, seed=0)
+    reference = extractor_fixtures.fidelity_metrics(fake, real, kid_subset_size=60)
+    assert {k: payload[k] for k in reference} == pytest.approx(reference, rel=1e-4)
+    assert payload["protocol"]["extractor"] == name and payload["protocol"]["kid_subset_size"] == 60
+
+
+def test_offline_inception_is_a_one_line_error_not_a_traceback(digits_ckpt, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert evaluate.main(["--ckpt_path", str(digits_ckpt), "--num", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("gan-lab evaluate: error: Inception weights") and INCEPTION_FILE in err
+    assert "--weights_path" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_bad_arguments_are_one_line_errors(toy_ckpt, tmp_path, capsys):
+    assert evaluate.main(["--ckpt_path", str(tmp_path / "missing.ckpt")]) == 2
+    assert "--ckpt_path=" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--ckpt_path", str(toy_ckpt), "--num", "1"])
+    assert "--num=1 is invalid; allowed: an integer >= 2" in capsys.readouterr().err
+    assert evaluate.main(["--ckpt_path", str(toy_ckpt), "--metrics", "fid,lpips"]) == 2
+    assert "evaluate.metrics=['fid', 'lpips'] is invalid" in capsys.readouterr().err
