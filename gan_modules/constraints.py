@@ -6,8 +6,6 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gan_modules.nets.base import MinibatchDiscrimination
-
 
 @torch.no_grad()
 def clip_weights(module: nn.Module, c: float) -> None:
@@ -19,14 +17,15 @@ def clip_weights(module: nn.Module, c: float) -> None:
 def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
     """SNGAN (Miyato et al. 2018): divide every Linear/Conv weight by its largest singular value.
 
-    One power iteration per forward pass, with the vector u kept as a buffer across steps (and
-    therefore checkpointed), exactly as in the paper's Algorithm 1. Conv weights are normalised as
-    the (C_out, C_in*k*k) matrix, the paper's practical choice. Minibatch discrimination's kernel
-    tensor is not a layer weight and is left alone.
+    One power iteration per training-mode forward pass (Algorithm 1 does one per update; the
+    authors' Chainer layers, like torch's parametrization, iterate on every training forward), with
+    u kept as the buffer `parametrizations.weight.0._u` across steps, hence in every checkpoint. In
+    eval mode u is frozen, so evaluation does not change the critic. torch warms u up with 15
+    iterations when the layer is wrapped. Conv weights are normalised as the (C_out, C_in*k*k)
+    matrix, the paper's practical choice (Sec. 2.1). Minibatch discrimination's kernel tensor is a
+    parameter, not a layer, and is left alone.
     """
     for child in list(module.modules()):
-        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and not isinstance(
-            child, MinibatchDiscrimination
-        ):
+        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             spectral_norm(child, n_power_iterations=n_power_iterations)
     return module

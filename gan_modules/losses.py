@@ -84,13 +84,16 @@ def pulling_away_term(codes: Tensor) -> Tensor:
     return (cos2.sum() - cos2.diagonal().sum()) / (n * (n - 1))
 
 
-# --- Loss-Sensitive GAN (Qi 2017, Eq. 5-6) -----------------------------------------------------------
-def loss_sensitive_critic_loss(
-    loss_real: Tensor, loss_fake: Tensor, delta: Tensor, slack_weight: float = 1.0
-) -> Tensor:
-    """E L(x) + lambda E[(Delta(x, G(z)) + L(x) - L(G(z)))_+]: a real sample's loss must undercut a
-    fake's by a margin that grows with how different they are."""
-    return loss_real.mean() + slack_weight * F.relu(delta + loss_real - loss_fake).mean()
+# --- Loss-Sensitive GAN (Qi 2017, the LS-GAN objective) --------------------------------------------
+def loss_sensitive_critic_loss(loss_real: Tensor, loss_fake: Tensor, delta: Tensor, real_weight: float = 1.0) -> Tensor:
+    """real_weight * E L(x) + E[(Delta(x, G(z)) + L(x) - L(G(z)))_+]: a real sample's loss must undercut
+    a fake's by a margin that grows with how different they are.
+
+    The paper writes E L(x) + lambda E[...]_+, i.e. real_weight = 1 / lambda up to a global scale; the
+    authors' code weights E L(x) by `gamma` = 0 for unconditional LS-GAN ("the theorem shows this
+    term can be ignored").
+    """
+    return real_weight * loss_real.mean() + F.relu(delta + loss_real - loss_fake).mean()
 
 
 def loss_sensitive_generator_loss(loss_fake: Tensor) -> Tensor:
@@ -99,8 +102,12 @@ def loss_sensitive_generator_loss(loss_fake: Tensor) -> Tensor:
 
 
 def l1_margin(real: Tensor, fake: Tensor, scale: float = 1.0) -> Tensor:
-    """Delta(x, G(z)) = scale * mean |x - G(z)| per pair (L1 distance normalised by dimension)."""
-    return scale * (real - fake).abs().flatten(1).mean(1)
+    """Delta(x, G(z)) = scale * ||x - G(z)||_1 per pair, summed over all non-batch dims.
+
+    Qi 2017, Sec. 3 (Delta is a distance between samples, here L1); the authors' code
+    (guojunq/lsgan, `lambda` = 0.0002 on 64x64x3 images) uses the same summed L1 distance.
+    """
+    return scale * (real - fake).abs().flatten(1).sum(1)
 
 
 # --- f-GAN (Nowozin et al. 2016, Eq. 6 and Table 2) --------------------------------------------------

@@ -39,8 +39,9 @@ def gradient_penalty(
 ) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017, Eq. 3): E[(||grad D(x_hat)|| - 1)^2] on random interpolates.
 
-    `one_sided` gives E[max(0, ||grad|| - 1)^2], which only penalises norms above 1 (the same paper,
-    App. C, and the lecture's alternative form).
+    `one_sided` gives E[max(0, ||grad|| - 1)^2], which only penalises norms above 1: the form the
+    WGAN-GP paper contrasts in Sec. 4 ("two-sided penalty") and that Petzka et al. 2018 (WGAN-LP)
+    advocate, since a 1-Lipschitz critic needs norms <= 1, not = 1.
     """
     norms = input_gradient_norm(critic, interpolate(real, fake, eps))
     excess = F.relu(norms - 1) if one_sided else norms - 1
@@ -50,8 +51,10 @@ def gradient_penalty(
 def dragan_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, noise: Tensor, alpha: Tensor) -> Tensor:
     """DRAGAN (Kodali et al. 2017): the gradient penalty around the data, not between data and fakes.
 
-    x_p = x + 0.5 * std(x) * u with u ~ U[0, 1) (`noise`), then x_hat = x + alpha (x_p - x),
-    penalty E[(||grad D(x_hat)|| - 1)^2]. std is over the whole batch, as in the authors' code.
+    x_p = x + 0.5 * std(x) * u with u ~ U[0, 1) elementwise (`noise`), then x_hat = x + alpha (x_p - x)
+    with one alpha ~ U[0, 1) per sample, penalty E[(||grad D(x_hat)|| - 1)^2]. This is the authors'
+    reference (kodalinaveen3/DRAGAN, DRAGAN.ipynb: `get_perturbed_batch` and the interpolates);
+    std is the scalar std of the whole batch, as there.
     """
     real = real.detach()
     perturbed = real + 0.5 * real.std() * noise
@@ -60,14 +63,36 @@ def dragan_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, noise: Tens
     return (norms - 1).pow(2).mean()
 
 
-def consistency_term(critic: nn.Module, real: Tensor, margin: float = 0.0, feature_weight: float = 0.1) -> Tensor:
-    """WGAN-CT (Wei et al. 2018, Eq. 4 and Sec. 3.2): two stochastic (dropout) passes x', x'' over
-    the same real batch must agree: E[max(0, d(D(x'), D(x'')) + 0.1 d(D_(x'), D_(x'')) - M')],
-    with D_ the second-to-last layer and d the Euclidean distance. Needs a critic with dropout.
+CT_DISTANCES = ("squared", "euclidean")
+
+
+def consistency_term(
+    critic: nn.Module,
+    real: Tensor,
+    margin: float = 0.0,
+    feature_weight: float = 0.1,
+    distance: str = "squared",
+) -> Tensor:
+    """WGAN-CT (Wei et al. 2018, Sec. 3, "CT"): two stochastic (dropout) passes x', x'' over the same
+    real batch must agree, E[max(0, d(D(x'), D(x'')) + 0.1 d(D_(x'), D_(x'')) - M')], D_ being the
+    second-to-last layer (the critic's `features`).
+
+    `distance`:
+      "squared"   (D(x') - D(x''))^2 + 0.1 * mean_k (D_k(x') - D_k(x''))^2: the authors' code
+                  (biuyq/CT-GAN, CT_gan_mnist.py / CT_gan_cifar_resnet.py), which produced the
+                  paper's numbers;
+      "euclidean" |D(x') - D(x'')| + 0.1 * ||D_(x') - D_(x'')||_2: d read as the Euclidean metric of
+                  the paper's Lipschitz argument.
+    The critic needs dropout; its masks come from torch's RNG (no global-batch draw exists for them).
     """
+    if distance not in CT_DISTANCES:
+        raise ValueError(f"model.ct_distance={distance!r} is unknown; allowed: {', '.join(CT_DISTANCES)}")
     f1, f2 = critic.features(real), critic.features(real)
     s1, s2 = critic.head(critic.minibatch(f1)).squeeze(-1), critic.head(critic.minibatch(f2)).squeeze(-1)
-    d = (s1 - s2).abs() + feature_weight * (f1 - f2).norm(2, dim=1)
+    if distance == "squared":
+        d = (s1 - s2).pow(2) + feature_weight * (f1 - f2).pow(2).mean(1)
+    else:
+        d = (s1 - s2).abs() + feature_weight * (f1 - f2).norm(2, dim=1)
     return F.relu(d - margin).mean()
 
 

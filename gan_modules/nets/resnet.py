@@ -8,6 +8,8 @@ or 256 (SNGAN), D 128 in both papers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,13 +70,31 @@ class ResNetGenerator(Generator):
 
 
 class ResNetCritic(Critic):
-    def __init__(self, data_shape: tuple[int, ...], width: int = 128, minibatch_kernels: int = 0) -> None:
+    """`dropout`: one rate, or one per residual block after the first, applied after that block (WGAN-CT's
+    CIFAR critic, Wei et al. 2018 code: 0.2, 0.5, 0.5)."""
+
+    def __init__(
+        self,
+        data_shape: tuple[int, ...],
+        width: int = 128,
+        minibatch_kernels: int = 0,
+        dropout: float | Sequence[float] = 0.0,
+    ) -> None:
         super().__init__(data_shape)
         _, stages = resolution_plan(data_shape[-1], "resnet")
         blocks = [DownBlock(data_shape[0], width, down=True, first=True)]
         blocks += [DownBlock(width, width, down=True) for _ in range(max(stages - 2, 0))]
         blocks += [DownBlock(width, width, down=False) for _ in range(2)]
-        self.blocks = nn.Sequential(*blocks)
+        rates = list(dropout) if isinstance(dropout, Sequence) else [dropout] * (len(blocks) - 1)
+        if len(rates) != len(blocks) - 1:
+            raise ValueError(
+                f"model.critic.dropout={dropout!r} is invalid; allowed: one rate or {len(blocks) - 1} rates "
+                "(one per residual block after the first)"
+            )
+        layers: list[nn.Module] = [blocks[0]]
+        for block, rate in zip(blocks[1:], rates, strict=True):
+            layers += [block, nn.Dropout(rate)] if rate else [block]
+        self.blocks = nn.Sequential(*layers)
         self.set_head(width, minibatch_kernels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,25 +12,38 @@ from gan_modules.engine import AdversarialModule, Logs, _check
 
 
 class EBGAN(AdversarialModule):
-    """Critic: D(x) + [m - D(G(z))]^+; generator: D(G(z)) + pt_weight * f_PT (Sec. 2.4, weight 0.1).
+    """Critic: D(x) + [m - D(G(z))]^+ (Eq. 1); generator: D(G(z)) (Eq. 2) + pt_weight * f_PT
+    (Sec. 2.4; the paper's EBGAN-PT runs weight it 0.1).
+
+    The energy D(x) is the autoencoder's per-sample mean squared reconstruction error, so the margin
+    m lives on that scale (the paper's ||Dec(Enc(x)) - x|| is a different scale; m must be re-tuned
+    per dataset either way, as the paper's grid searches do).
 
     `pretrain_steps` > 0 first trains the autoencoder alone to reconstruct real data (the paper's
-    Sec. 2.3 motivation: the critic can be pre-trained without fakes), consuming real batches but no
-    generator iterations. Progress is a buffer, so a resumed run does not pretrain twice.
+    Sec. 2.3 motivation: an auto-encoder critic can be trained without fakes), consuming real
+    batches but no generator iterations. Progress is a buffer, so a resumed run does not pretrain
+    twice.
     """
 
     def __init__(self, margin: float = 1.0, pt_weight: float = 0.1, pretrain_steps: int = 0, **kwargs: Any) -> None:
-        kwargs["critic"] = {"arch": "autoencoder", **(kwargs.get("critic") or {})}
-        super().__init__(**kwargs)
+        critic = {"arch": "autoencoder", **(kwargs.get("critic") or {})}
+        _check(
+            critic["arch"] == "autoencoder",
+            "model.critic.arch",
+            critic["arch"],
+            "autoencoder (energy = reconstruction error)",
+        )
         _check(margin > 0, "model.margin", margin, "a float > 0")
         _check(pretrain_steps >= 0, "model.pretrain_steps", pretrain_steps, "an integer >= 0")
+        kwargs["critic"] = critic
+        super().__init__(**kwargs)  # plain **kwargs: jsonargparse follows it to the engine's signature
         self.margin, self.pt_weight, self.pretrain_steps = margin, pt_weight, pretrain_steps
         self.register_buffer("pretrain_done", torch.zeros((), dtype=torch.long))
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         if int(self.pretrain_done) < self.pretrain_steps:
-            energy = self.critic(batch).mean()
-            self.critic_update(energy)
+            real = batch[0] if isinstance(batch, (list, tuple)) else batch
+            self.critic_update(self.critic(real).mean())
             self.pretrain_done += 1
             return
         super().training_step(batch, batch_idx)

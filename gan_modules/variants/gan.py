@@ -18,8 +18,8 @@ class GAN(AdversarialModule):
     saturating = True
 
     def __init__(self, real_label: float = 1.0, feature_matching: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         _check(0.5 < real_label <= 1.0, "model.real_label", real_label, "a float in (0.5, 1] (e.g. 0.9 for smoothing)")
+        super().__init__(**kwargs)
         self.real_label, self.feature_matching = real_label, feature_matching
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
