@@ -2,47 +2,141 @@
 
 Extra subcommands live in `gan_modules/commands/<name>.py`, each with `NAME`, `HELP` and
 `main(argv) -> int`; they are discovered, so adding one touches no other file.
+
+What the CLI adds to LightningCLI, in the order a run meets it:
+- `--model wgan_gp` (any name of `gan_modules.variants.VARIANTS`) as shorthand for a class path;
+- every output under `trainer.default_root_dir`, and the same command resumes from its `last.ckpt`
+  (inside a W&B sweep each agent run gets its own folder);
+- Weights & Biases as the default logger (`gan_modules.loggers`), with the full resolved config;
+- DDP made correct for alternating GAN updates (`make_ddp_gan_safe`);
+- checks that fail in one line, before any training: every invalid value names its key, the value
+  and what is allowed.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import pkgutil
+import re
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from lightning.pytorch.cli import LightningCLI
+import yaml
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
-from gan_modules.engine import AdversarialModule
+from gan_modules.callbacks.nan_guard import NonFiniteGuard
+from gan_modules.engine import AdversarialModule, NonFiniteLossError
+from gan_modules.loggers import WandbRunLogger
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
+DEFAULT_LOGGER = {"class_path": "gan_modules.loggers.WandbRunLogger", "init_args": {"save_dir": "."}}
+
+
+def make_ddp_gan_safe(strategy: Any, model: LightningModule) -> None:
+    """Make the trainer's DDP (from `ddp`, `ddp_spawn`, `ddp_fork`, a DDPStrategy, or `auto` with
+    several devices) correct for GANs, before anything is launched.
+
+    Lightning wraps the whole LightningModule in one `DistributedDataParallel`. A critic step
+    leaves every generator parameter without a gradient and a generator step every critic
+    parameter (they are frozen by `toggle_optimizer`), so DDP must be told to expect unused
+    parameters: `find_unused_parameters=True` marks them ready at once, and neither step waits for
+    the other network's gradients. (The price: each backward also all-reduces the other network's
+    zero buckets.) `static_graph=True` is wrong here, the used set changes between steps.
+
+    Gradient penalties and DDP (known pitfalls: pytorch/pytorch#47562, wrong gradients with a
+    penalty; #63812, `backward(create_graph=True)` through DDP). The sound pattern, the one
+    PyTorch's maintainers give in #63812, is what the penalties do: differentiate w.r.t. the
+    *inputs* only, out of place (`torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)`).
+    That call runs no parameter AccumulateGrad node, so DDP's reducer hooks do not fire and nothing
+    is all-reduced yet; the single ordinary `backward` of (loss + lambda * penalty) then produces
+    each parameter's whole gradient, first- and second-order parts together, once, and DDP
+    all-reduces it once. Never call `backward(create_graph=True)` or `autograd.grad` w.r.t.
+    parameters inside a step. tests/test_ddp.py checks the all-reduced critic gradients (biases
+    included) and the weights after training against one process.
+
+    `broadcast_buffers` stays on (rank 0's buffers at each step); the engine also re-broadcasts
+    them after each generator iteration (`AdversarialModule._broadcast_buffers`).
+    """
+    if not isinstance(strategy, DDPStrategy):
+        return
+    # Lightning keeps these in private attributes until it wraps the model (pinned: lightning < 2.7).
+    kwargs, start_method = strategy._ddp_kwargs, getattr(strategy, "_start_method", "popen")
+    if kwargs.get("static_graph"):
+        raise ValueError(
+            "trainer.strategy.static_graph=True is invalid: critic and generator steps use different parameters; "
+            "allowed: false"
+        )
+    if start_method == "spawn" and _has_parametrizations(model):
+        raise ValueError(
+            "trainer.strategy='ddp_spawn' is invalid for this model: spawn must pickle it and spectral-norm "
+            "(parametrized) layers cannot be pickled; allowed: ddp, ddp_fork"
+        )
+    kwargs["find_unused_parameters"] = True
+
+
+def resume_checkpoint(root: Path) -> Path | None:
+    """The newest of `<root>/checkpoints/last.ckpt` and Lightning's SLURM preemption checkpoints
+    (`<root>/hpc_ckpt_*.ckpt`, written on SIGUSR1 before a requeue), or None for a fresh run."""
+    candidates = [p for p in [root / "checkpoints" / "last.ckpt", *root.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def _has_parametrizations(module: LightningModule) -> bool:
+    from torch.nn.utils import parametrize
+
+    return any(parametrize.is_parametrized(m) for m in module.modules())
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Writes `config.yaml` to the run folder (Lightning's behaviour) and sends the same fully
+    resolved config to every W&B logger, so a run's page shows exactly what produced it."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.config.update(config, allow_val_change=True)
 
 
 class GanLabCLI(LightningCLI):
-    """LightningCLI with the data shape linked into the model and run-local outputs."""
+    """LightningCLI with the data shape linked into the model, run-local outputs, auto-resume,
+    W&B by default, GAN-correct DDP and one-line checks before training (module docstring)."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("data.data_shape", "model.init_args.data_shape", apply_on="instantiate")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.add_lightning_class_args(ImageGrid, "image_grid")
-        parser.set_defaults({"trainer.default_root_dir": "runs", "trainer.logger": False})
+        parser.add_lightning_class_args(NonFiniteGuard, "nan_guard")
+        parser.set_defaults({"trainer.default_root_dir": "runs", "trainer.logger": DEFAULT_LOGGER})
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
-        root = Path(config["trainer"]["default_root_dir"])
-        loggers = config["trainer"].get("logger")
+        trainer = config["trainer"]
+        sweep, sweep_run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
+        if sweep and sweep_run:  # a W&B agent reuses one command: give each of its runs its own folder
+            trainer["default_root_dir"] = str(Path(trainer["default_root_dir"]) / f"sweep-{sweep}" / sweep_run)
+        root = Path(trainer["default_root_dir"])
+        loggers = trainer.get("logger")
         for spec in loggers if isinstance(loggers, list) else [loggers]:
             init = getattr(spec, "init_args", None)
             if init is not None and init.get("save_dir") is not None and not Path(init["save_dir"]).is_absolute():
                 init["save_dir"] = str(root / init["save_dir"])  # every output of a run lives under its root
         if self.subcommand == "fit" and config.get("ckpt_path") is None:
-            last = root / "checkpoints" / "last.ckpt"
-            if last.is_file():
-                print(f"gan-lab: resuming from {last} (use another --trainer.default_root_dir for a fresh run)")
+            last = resume_checkpoint(root)
+            if last is not None:
+                if rank_zero_only.rank == 0:
+                    print(f"gan-lab: resuming from {last} (use another --trainer.default_root_dir for a fresh run)")
                 config["ckpt_path"] = str(last)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
@@ -50,14 +144,53 @@ class GanLabCLI(LightningCLI):
             callbacks = [*callbacks, GeneratorProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
-    def after_fit(self) -> None:
-        root = Path(self.trainer.default_root_dir)
-        ckpts = root / "checkpoints"
-        print(f"gan-lab: done after {self.trainer.global_step} generator iterations")
-        print(f"gan-lab:   checkpoints -> {ckpts}")
-        print(f"gan-lab:   samples     -> {root / 'samples' / 'latest.png'}")
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        make_ddp_gan_safe(trainer.strategy, self.model)
+        return trainer
+
+    def _preflight(self) -> None:
+        """Checks that need the trainer (world size) or the data on disk; all before training."""
+        world = self.trainer.world_size
+        batch = self.datamodule.batch_size
+        if batch < world or batch % world:
+            raise ValueError(
+                f"data.batch_size={batch} is invalid for {world} processes (trainer.devices x trainer.num_nodes); "
+                f"allowed: a multiple of {world} (it is the global batch, split evenly over the ranks)"
+            )
+        try:
+            self.datamodule.setup("fit")  # loads the data now, so a missing dataset fails here, in one line
+        except FileNotFoundError as err:
+            raise ValueError(str(err).splitlines()[0]) from err
         for logger in self.trainer.loggers:
-            print(f"gan-lab:   {type(logger).__name__:<12}-> {logger.log_dir or logger.save_dir}")
+            if isinstance(logger, WandbRunLogger):
+                logger.add_tags(type(self.model).__name__, getattr(self.datamodule, "name", ""))
+        self.preflight_done = True
+
+    before_fit = before_validate = before_test = _preflight
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        self.preflight_done = False
+        try:
+            super()._run_subcommand(subcommand)
+        except ValueError as err:
+            err.raised_by_run = self.preflight_done  # main() reports config errors only, not failures of a run
+            raise
+
+    def after_fit(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        root = Path(self.trainer.default_root_dir)
+        print(f"gan-lab: done after {self.trainer.global_step} generator iterations")
+        print(f"gan-lab:   checkpoints  -> {root / 'checkpoints'}")
+        print(f"gan-lab:   samples      -> {root / 'samples' / 'latest.png'}")
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbRunLogger):
+                where = logger.run_dir or logger.save_dir
+                sync = f"  (upload: wandb sync {where})" if logger.mode == "offline" else ""
+                print(f"gan-lab:   W&B {logger.mode:<8} -> {where}{sync}")
+            else:
+                print(f"gan-lab:   {type(logger).__name__:<12} -> {logger.log_dir or logger.save_dir}")
 
 
 def _commands() -> dict[str, ModuleType]:
@@ -72,16 +205,99 @@ def _commands() -> dict[str, ModuleType]:
 
 
 def run_lightning(args: list[str]) -> GanLabCLI:
+    strict = {"exit_on_error": False}  # parse errors come back as exceptions, printed in one line by main()
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     return GanLabCLI(
         AdversarialModule,
         GANDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,
+        save_config_callback=SaveRunConfig,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": "gan-lab: train and compare GANs (fit/validate/test via LightningCLI)"},
+        parser_kwargs={
+            "description": "gan-lab: train and compare GANs (fit/validate/test via LightningCLI)",
+            **strict,
+            **{command: dict(strict) for command in LIGHTNING_COMMANDS},
+        },
         auto_configure_optimizers=False,
     )
+
+
+def _variant_names() -> dict[str, str]:
+    from gan_modules.variants import VARIANTS
+
+    return {name: f"{cls.__module__}.{cls.__qualname__}" for name, cls in VARIANTS.items()}
+
+
+def expand_variant_shorthand(args: list[str]) -> list[str]:
+    """`--model wgan_gp` / `--model=wgan_gp` -> the variant's class path; an unknown plain name fails in one line."""
+    names = _variant_names()
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--model" and i + 1 < len(out):
+            idx, value = i + 1, out[i + 1]
+        elif arg.startswith("--model="):
+            idx, value = i, arg.split("=", 1)[1]
+        else:
+            continue
+        if value in names:
+            out[idx] = names[value] if idx != i else f"--model={names[value]}"
+        elif re.fullmatch(r"[a-z0-9_]+", value):  # a plain name, not a class path, class name or file
+            raise ValueError(_unknown_variant(value))
+    return out
+
+
+def _unknown_variant(value: str) -> str:
+    return (
+        f"model={value!r} is unknown; allowed: {', '.join(_variant_names())} or a class path such as gan_modules.WGANGP"
+    )
+
+
+def one_line_parse_error(message: str) -> str:
+    """jsonargparse's multi-line report -> `key.path: problem` on one line (an unknown model class
+    gets the list of variant names)."""
+    bad_class = re.search(r"Problem with given class_path '([^']+)'", message) or re.search(
+        r"Expected a dot import path string: (\S+)", message
+    )
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    if bad_class and keys[:1] == ["model"] and len(keys) == 1:
+        return _unknown_variant(bad_class.group(1))
+    noise = ("Problem with given class_path", "Subtypes:", "Errors:", "Given value", "Does not validate")
+    lines = [re.sub(r'^Parser key "[^"]+":?', "", line.strip(" -")).strip(" :") for line in message.splitlines()]
+    details = [line for line in lines if line and not line.startswith(noise) and "NoneType" not in line]
+    detail = details[-1] if details else lines[0]
+    return f"{'.'.join(keys)}: {detail}" if keys else detail
+
+
+def innermost_message(err: BaseException) -> str:
+    """jsonargparse wraps a constructor's ValueError in its own; the original names the key."""
+    while isinstance(err.__cause__, ValueError):
+        err = err.__cause__
+    return one_line_parse_error(str(err))
+
+
+class _Below(logging.Filter):
+    def __init__(self, level: int, below: bool) -> None:
+        super().__init__()
+        self.level, self.below = level, below
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno < self.level) == self.below
+
+
+def route_info_logs_to_stdout() -> None:
+    """Lightning prints its INFO chatter (seed, devices, tips) on stderr. Keep stderr for warnings and
+    errors, so that a rejected config leaves exactly its one error line there."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler and not getattr(handler, "gan_lab_routed", False):
+                handler.addFilter(_Below(logging.WARNING, below=False))
+                info = logging.StreamHandler(sys.stdout)
+                info.addFilter(_Below(logging.WARNING, below=True))
+                handler.gan_lab_routed = info.gan_lab_routed = True
+                logger.addHandler(info)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,11 +311,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, module in sorted(extra.items()):
             print(f"  {name:<18} {module.HELP}")
         return 0
+    from argparse import ArgumentError
+
+    route_info_logs_to_stdout()
     try:
-        run_lightning(args)
+        run_lightning(expand_variant_shorthand(args))
     except ValueError as err:  # config validation: one line naming the key, value and what is allowed
-        print(f"gan-lab: error: {err}", file=sys.stderr)
+        if getattr(err, "raised_by_run", False):
+            raise
+        print(f"gan-lab: error: {innermost_message(err)}", file=sys.stderr)
         return 2
+    except ArgumentError as err:
+        print(f"gan-lab: error: {one_line_parse_error(str(err))}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:  # the last checkpoint on disk is from before the bad step
+        print(f"gan-lab: stopped: {err}", file=sys.stderr)
+        return 3
     return 0
 
 

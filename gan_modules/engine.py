@@ -96,6 +96,8 @@ class AdversarialModule(L.LightningModule):
         self.draws = GlobalDraws(seed)
         self.real_batches_consumed = 0  # read by the datamodule to resume the data stream exactly
         self.critic_steps_since_generator = 0
+        self.step_losses: dict[str, Tensor] = {}  # this step's losses, for NonFiniteGuard's message
+        self.stop_on_nonfinite = True  # NonFiniteGuard(policy="skip") turns the post-step check off
 
     # ----------------------------------------------------------------------------------- variant API
     def build_critic(self, spec: dict[str, Any]) -> nn.Module:
@@ -163,6 +165,7 @@ class AdversarialModule(L.LightningModule):
         g_opt = self.optimizers()[1]
         fake = self.generator(self.noise(len(real))).detach()
         d_loss, d_logs = self.critic_loss(real, fake)
+        self.step_losses = {"critic": d_loss.detach()}
         self.critic_update(d_loss)
         self.critic_steps_since_generator += 1
         if self.critic_steps_since_generator < self.current_n_critic():
@@ -171,12 +174,15 @@ class AdversarialModule(L.LightningModule):
 
         self.toggle_optimizer(g_opt)  # critic params need no grad in the generator step
         g_loss, g_logs = self.generator_loss(self.generator(self.noise(len(real))), real)
+        self.step_losses["generator"] = g_loss.detach()
         g_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         g_opt.step()  # advances global_step: one generator iteration
         self.untoggle_optimizer(g_opt)
-        _check_finite({"critic": d_loss, "generator": g_loss}, self.global_step)
+        if self.stop_on_nonfinite:
+            _check_finite({"critic": d_loss, "generator": g_loss}, self.global_step)
         self._update_ema()
+        self._broadcast_buffers()
         for scheduler in self.lr_schedulers() or []:
             scheduler.step()
         self.log_metrics({"train/critic_loss": d_loss, "train/generator_loss": g_loss, **d_logs, **g_logs})
@@ -201,6 +207,27 @@ class AdversarialModule(L.LightningModule):
                 p_ema.lerp_(p, 1 - decay)
             for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
                 b_ema.copy_(b)
+
+    def _broadcast_buffers(self) -> None:
+        """Under DDP, copy rank 0's buffers to every rank after each generator iteration.
+
+        DDP itself broadcasts buffers only at the start of the next step, so without this each rank
+        would evaluate and sample with BatchNorm running statistics updated by its own last local
+        batch (spectral-norm vectors are identical anyway: they depend on the synchronised weights
+        only). Afterwards every rank holds rank 0's statistics, the ones the checkpoint stores.
+        `trainer.sync_batchnorm: true` (GPUs) makes the statistics those of the global batch.
+        """
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return
+        groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+        for buf in self.buffers():
+            groups.setdefault((buf.dtype, buf.device), []).append(buf)
+        for bufs in groups.values():  # one collective per dtype/device instead of one per buffer
+            flat = torch.cat([b.reshape(-1) for b in bufs])
+            torch.distributed.broadcast(flat, src=0)
+            for buf, part in zip(bufs, flat.split([b.numel() for b in bufs]), strict=True):
+                buf.copy_(part.view_as(buf))
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip here, where AMP has already unscaled the gradients (Lightning #18089)."""
@@ -232,7 +259,8 @@ class AdversarialModule(L.LightningModule):
                 "val/critic_real": critic_real,
                 "val/critic_fake": critic_fake,
                 "val/critic_gap": critic_real - critic_fake,
-            }
+            },
+            sync_dist=True,  # averaged over DDP ranks (each holds an equal share of the validation batches)
         )
 
     test_step = validation_step

@@ -38,6 +38,12 @@ class RunCheckpoint(ModelCheckpoint):
             **kwargs,
         )
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        # A resumed run starts at a step whose checkpoint exists; its first (critic-only) batches do not
+        # advance global_step, and must not overwrite that checkpoint with a mid-iteration state.
+        self._last_global_step_saved = trainer.global_step
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.dirpath is None:
             self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
