@@ -188,7 +188,8 @@ class TorchvisionDataModule(ImageDataModule):
         if not self.root.is_dir():
             raise FileNotFoundError(f"data.root={str(self.root)!r} is not a folder")
         ds = tvd.ImageFolder(root)
-        return torch.stack([pil_to_tensor(ds[i][0].convert("RGB")) for i in range(len(ds))])
+        images = (pil_to_tensor(ds[i][0].convert("RGB")) for i in range(len(ds)))
+        return torch.stack([self._center_crop(img, min(img.shape[1:])) for img in images])  # square, then resize
 
     def load(self) -> torch.Tensor:
         if self.name in ("celeba", "image_folder"):  # variable-size photos: crop/resize per image
@@ -196,7 +197,7 @@ class TorchvisionDataModule(ImageDataModule):
         return super().load()
 
     def _center_crop(self, image: torch.Tensor, crop: int) -> torch.Tensor:
-        """CelebA's usual preprocessing: a 140 px centre crop, then resize (DCGAN/BEGAN practice)."""
+        """A centre crop of `crop` px, resized to image_size (CelebA: 140 px, the DCGAN/BEGAN practice)."""
         _, h, w = image.shape
         top, left = (h - crop) // 2, (w - crop) // 2
         return resize_uint8(image[:, top : top + crop, left : left + crop].unsqueeze(0), self.image_size)[0]

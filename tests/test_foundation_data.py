@@ -104,3 +104,17 @@ def test_unknown_dataset_and_split_are_one_line_errors():
         TorchvisionDataModule("svhn")
     with pytest.raises(ValueError, match=r"data.split='val' is invalid for mnist; allowed: train, test"):
         TorchvisionDataModule("mnist", split="val")
+
+
+def test_image_folder_loads_rgb_images_resized_to_the_declared_shape(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, size=(40, 30, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    dm = TorchvisionDataModule("image_folder", root=str(tmp_path), image_size=16, batch_size=2)
+    x = dm.real_samples()
+    assert dm.data_shape == (3, 16, 16) and x.shape == (6, 3, 16, 16)
+    assert x.min() >= -1 and x.max() <= 1
