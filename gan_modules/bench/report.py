@@ -1,0 +1,109 @@
+"""Write a bench's results: Markdown tables, CSV files and curve plots, with the command that made them."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from gan_modules.bench.aggregate import METRIC_FORMAT, markdown_tables, summarize, summary_rows, write_csv
+from gan_modules.bench.grid import Grid
+from gan_modules.bench.history import read_history
+from gan_modules.bench.plots import plot_curves
+
+CURVE_METRICS = ("modes", "hq_pct", "reverse_kl", "emd", "fid", "classes_covered", "class_kl")
+RUN_COLUMNS = ("variant", "dataset", "seed", "status", "step")
+
+
+def run_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat per-run rows (timings in minutes), without the nested protocol."""
+    rows = []
+    for r in results:
+        row = {k: v for k, v in r.items() if k not in ("protocol", "error", "command")}
+        row["fit_cpu_min"] = r["fit_cpu_s"] / 60
+        row["fit_wall_min"] = r["fit_wall_s"] / 60
+        rows.append(row)
+    return rows
+
+
+def table_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The known metrics present in the results, in the table's column order."""
+    present = {k for r in rows if r.get("status") == "ok" for k in r}
+    return [m for m in METRIC_FORMAT if m in present]
+
+
+def curve_rows(grid: Grid, runs_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for run in grid.runs():
+        for entry in read_history(run.folder(runs_dir)):
+            rows.append({"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed, **entry})
+    return rows
+
+
+def _protocol_lines(results: Sequence[dict[str, Any]]) -> list[str]:
+    protocol = next((r["protocol"] for r in results if r.get("protocol")), None)
+    if not protocol:
+        return []
+    keep = {k: v for k, v in protocol.items() if k not in ("dataset", "shape", "real_size")}
+    return [
+        "Evaluation protocol (`gan-lab evaluate` of each run's final `last.ckpt`): "
+        + ", ".join(f"{k} = {v}" for k, v in keep.items())
+        + "."
+    ]
+
+
+def write_report(
+    grid: Grid, results: Sequence[dict[str, Any]], runs_dir: Path, out: Path, command: str, threads: int | None
+) -> Path:
+    """results.md, summary.csv, runs.csv, curves.csv and curves_<dataset>.png under `out`."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run_rows(results)
+    metrics = table_metrics(rows)
+    summaries = summarize(rows, metrics)
+    write_csv(out / "runs.csv", rows, [*RUN_COLUMNS, *metrics, "fit_cpu_s", "fit_wall_s", "resumed"])
+    write_csv(out / "summary.csv", summary_rows(summaries))
+    curves = curve_rows(grid, runs_dir)
+    figures = []
+    if curves:
+        write_csv(out / "curves.csv", curves)
+        for dataset in grid.datasets:
+            shown = [m for m in CURVE_METRICS if m in metrics]
+            fig = plot_curves(curves, dataset.name, shown, out / f"curves_{dataset.name}.png")
+            if fig is not None:
+                figures.append(fig)
+    failed = [r for r in results if r["status"] != "ok"]
+    lines = [
+        f"# Benchmark `{grid.name}`",
+        "",
+        "Made by:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"- generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
+        f"({os.cpu_count()} CPU cores, torch {torch.__version__}, {threads or 'default'} thread(s) per run)",
+        f"- seeds {grid.seeds}: a seed sets `seed_everything`, `model.init_args.seed` and `data.init_args.seed`",
+        "- each cell is mean ± sample std (ddof 1) over seeds of the *final* model (Lucic et al. 2018), "
+        "failed runs are counted, never averaged",
+        *[f"- {line}" for line in _protocol_lines(results)],
+        "- per-run values: `runs.csv`; per-cell statistics: `summary.csv`"
+        + ("; curves: `curves.csv`" if curves else ""),
+        "",
+        markdown_tables(summaries, metrics),
+    ]
+    for fig in figures:
+        lines += [f"![{fig.stem}]({fig.name})", ""]
+    if failed:
+        lines += ["## Failed runs", ""]
+        lines += [
+            f"- {r['variant']} / {r['dataset']} / seed {r['seed']}: {r.get('error', '')[-300:]!r}" for r in failed
+        ]
+    path = out / "results.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,168 @@
+"""Run the grid: each cell is a normal `gan-lab fit` in its own process and folder, then
+`gan-lab evaluate` of its final checkpoint. Finished cells are skipped, so a bench resumes.
+
+Why a fresh process per run: every run gets exactly what a user's `gan-lab fit` gets (config
+parsing, W&B, DDP launch, checkpoint resume) and nothing leaks between runs (RNG state, torch
+threads, loggers). Why the final checkpoint: Lucic et al. 2018 report the distribution of the
+final models over seeds; picking each run's best step would report an optimistic outlier.
+
+What a seed S changes: `seed_everything` (network initialisation), `model.init_args.seed` (noise
+and penalty draws, fixed evaluation noise) and `data.init_args.seed` (the order of real batches;
+for the 2D mixtures also the training sample drawn from the mixture). The evaluation protocol
+(its sample seed, sample counts) is the same for every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_modules.bench.grid import Grid, Run
+
+RESULT_FILE = "result.json"
+OVERRIDES_FILE = "bench_run.yaml"
+EVALUATION_FILE = "evaluate.json"
+CURVES_CALLBACK = "gan_modules.bench.MetricsHistory"
+CURVE_DEFAULTS = {"save_best": False}  # the bench evaluates the final model; no best-checkpoint files
+
+
+def _arg_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_overrides(run: Run, grid: Grid, folder: Path) -> dict[str, Any]:
+    """The second `--config` of a run: its folder, its seed and its dataset."""
+    data = {**run.dataset.data, "init_args": {**(run.dataset.data.get("init_args") or {}), "seed": run.seed}}
+    trainer: dict[str, Any] = {"default_root_dir": str(folder), "enable_progress_bar": False}
+    if grid.max_steps is not None:
+        trainer["max_steps"] = grid.max_steps
+    return {"seed_everything": run.seed, "trainer": trainer, "model": {"init_args": {"seed": run.seed}}, "data": data}
+
+
+def fit_args(run: Run, grid: Grid, overrides: Path) -> list[str]:
+    """The arguments of `gan-lab fit` for one run (later arguments win)."""
+    args = ["fit", *[a for c in run.variant.configs for a in ("--config", str(c))], "--config", str(overrides)]
+    args += [*grid.fit_args, *run.dataset.args, *run.variant.args, *run.variant.dataset_args.get(run.dataset.name, ())]
+    if grid.curves is not None:
+        args.append(f"--trainer.callbacks+={CURVES_CALLBACK}")
+        for key, value in {**CURVE_DEFAULTS, **grid.curves, **run.dataset.curves}.items():
+            args.append(f"--trainer.callbacks.{key}={_arg_value(value)}")
+    return args
+
+
+def evaluate_args(checkpoint: Path, options: dict[str, Any], out: Path) -> list[str]:
+    args = ["--ckpt_path", str(checkpoint), "--json", str(out)]
+    for key, value in options.items():
+        if key == "metrics" and isinstance(value, list):
+            value = ",".join(value)
+        args += [f"--{key}", str(value)]
+    return args
+
+
+def _child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dict[str, Any]:
+    """`gan-lab fit` in a subprocess; output to `<folder>/fit.log`. Returns timing and exit status."""
+    folder.mkdir(parents=True, exist_ok=True)
+    overrides = folder / OVERRIDES_FILE
+    overrides.write_text(yaml.safe_dump(run_overrides(run, grid, folder), sort_keys=False))
+    args = fit_args(run, grid, overrides)
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    resumed = (folder / "checkpoints" / "last.ckpt").is_file()
+    cpu0, wall0 = _child_cpu_seconds(), time.perf_counter()
+    with (folder / "fit.log").open("a") as log:
+        proc = subprocess.run(
+            [sys.executable, "-m", "gan_modules.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    return {
+        "returncode": proc.returncode,
+        "fit_wall_s": time.perf_counter() - wall0,
+        "fit_cpu_s": _child_cpu_seconds() - cpu0,
+        "resumed": resumed,
+        "command": "gan-lab " + " ".join(args),
+    }
+
+
+def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
+    """`gan-lab evaluate` of `last.ckpt`, in this process (no second interpreter start-up per run)."""
+    from gan_modules.commands import evaluate as evaluate_command
+
+    out = folder / EVALUATION_FILE
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        try:
+            code = evaluate_command.main(evaluate_args(folder / "checkpoints" / "last.ckpt", options, out))
+        except SystemExit as exit_:  # argparse errors
+            code = int(exit_.code or 1)
+    payload = json.loads(out.read_text()) if code == 0 and out.is_file() else {}
+    return code, payload, buffer.getvalue()
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
+
+
+def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell; the outcome (ok or failed, never dropped) goes to result.json."""
+    folder = run.folder(runs_dir)
+    result: dict[str, Any] = {"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed}
+    result.update(train(run, grid, folder, threads))
+    if result["returncode"] != 0 or not (folder / "checkpoints" / "last.ckpt").is_file():
+        result.update(status="failed", error=_tail(folder / "fit.log"))
+    else:
+        code, payload, output = evaluate(folder, {**grid.evaluate, **run.dataset.evaluate})
+        if code != 0:
+            result.update(status="failed", error="evaluate: " + output.strip()[-500:])
+        else:
+            protocol = payload.pop("protocol", {})
+            payload.pop("ckpt_path", None)
+            result.update(status="ok", **payload, protocol=protocol)
+    (folder / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def load_result(run: Run, runs_dir: Path) -> dict[str, Any] | None:
+    path = run.folder(runs_dir) / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_grid(
+    grid: Grid,
+    runs_dir: Path,
+    threads: int | None = None,
+    retry_failed: bool = False,
+    say: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Every cell of the grid, training only those without a result (or failed ones, if asked)."""
+    results = []
+    runs = grid.runs()
+    for i, run in enumerate(runs, 1):
+        label = f"[{i}/{len(runs)}] {run.variant.name} / {run.dataset.name} / seed {run.seed}"
+        done = load_result(run, runs_dir)
+        if done is not None and (done["status"] == "ok" or not retry_failed):
+            say(f"{label}: done before ({done['status']}), skipped")
+            results.append(done)
+            continue
+        result = run_one(run, grid, runs_dir, threads)
+        brief = ", ".join(
+            f"{k} {result[k]:.4g}" for k in ("modes", "hq_pct", "reverse_kl", "emd", "fid") if k in result
+        )
+        say(f"{label}: {result['status']} in {result['fit_wall_s']:.0f} s ({result['fit_cpu_s']:.0f} s CPU) {brief}")
+        results.append(result)
+    return results

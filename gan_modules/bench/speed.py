@@ -1,0 +1,456 @@
+"""Performance measurements behind `gan-lab speed` (a benchmark that prints numbers, never a test).
+
+Every comparison runs both sides in one process on the same machine, interleaved (A B B A ...) so
+that load from other processes hits both alike, and reports medians over repetitions:
+
+- engine overhead: time per generator iteration of `AdversarialModule` under a Lightning `Trainer`
+  vs `plain_wgan_gp_loop`, plain PyTorch with the same networks, optimisers, batches, noise and
+  n_critic (it reproduces the engine's parameters exactly, which tests check);
+- penalty cost: time per critic step of WGAN-GP, DRAGAN and WGAN-CT relative to WGAN (clipping);
+- metric throughput: the metrics callback's evaluator vs `torch_fidelity.calculate_metrics` on the
+  same generated samples and the same extractor;
+- peak memory (process RSS; CUDA max allocated per section on GPUs);
+- on CUDA only: images/s for DCGAN-32 and ResNet-32 WGAN-GP, fp32 vs bf16, torch.compile and
+  channels_last on/off.
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from datamodules import DigitsDataModule, GANDataModule, ImageDataModule, Toy2DDataModule
+from datamodules.stream import GlobalBatchStream
+from gan_modules.draws import GlobalDraws
+from gan_modules.engine import AdversarialModule
+from gan_modules.variants import DRAGAN, WGAN, WGANCT, WGANGP
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A network/data/batch setting that the overhead and penalty measurements run on."""
+
+    name: str
+    data: Callable[[int], GANDataModule]  # batch size -> datamodule
+    generator: dict[str, Any]
+    critic: dict[str, Any]
+    z_dim: int
+    batch_size: int
+    n_critic: int = 5
+
+
+WORKLOADS = {
+    # WGAN-GP's 2D toy networks (Gulrajani et al. 2017, toy script: 3 x 512 ReLU MLPs, batch 256, 5 critic steps)
+    "toy": Workload("toy", lambda b: Toy2DDataModule("ring8", batch_size=b), {"arch": "mlp"}, {"arch": "mlp"}, 2, 256),
+    # the quickstart's DCGAN on 16x16 digits, as a WGAN-GP critic (no batch norm)
+    "digits": Workload(
+        "digits",
+        lambda b: DigitsDataModule(image_size=16, batch_size=b),
+        {"arch": "dcgan", "width": 32},
+        {"arch": "dcgan", "width": 32},
+        32,
+        64,
+    ),
+}
+QUICK_WORKLOADS = {
+    "toy": Workload(
+        "toy",
+        lambda b: Toy2DDataModule("ring8", size=512, batch_size=b),
+        {"arch": "mlp", "hidden": [32, 32]},
+        {"arch": "mlp", "hidden": [32, 32]},
+        2,
+        32,
+        2,
+    ),
+}
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------------- engine vs plain
+class _IterationClock(L.Callback):
+    """Wall time at every generator iteration (global_step change), after `warmup` of them."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.stamps, self._step = warmup, [], -1
+
+    def on_train_batch_end(self, trainer: L.Trainer, *_: Any) -> None:
+        if trainer.global_step != self._step:
+            self._step = trainer.global_step
+            if trainer.global_step >= self.warmup:
+                if trainer.strategy.root_device.type == "cuda":
+                    torch.cuda.synchronize()
+                self.stamps.append(time.perf_counter())
+
+
+def quiet_trainer(max_steps: int, callbacks: list[L.Callback], device: str = "cpu", **kwargs: Any) -> L.Trainer:
+    return L.Trainer(
+        max_steps=max_steps,
+        accelerator=device,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
+        **kwargs,
+    )
+
+
+def engine_seconds_per_iteration(
+    module: AdversarialModule, dm: GANDataModule, iterations: int, warmup: int = 2, device: str = "cpu", **trainer: Any
+) -> float:
+    """Mean seconds per generator iteration of `iterations` engine iterations after `warmup` (one fit)."""
+    clock = _IterationClock(warmup)  # a new Trainer counts generator iterations from 0
+    quiet_trainer(warmup + iterations, [clock], device, **trainer).fit(module, dm)
+    return (clock.stamps[-1] - clock.stamps[0]) / (len(clock.stamps) - 1)
+
+
+def wgan_gp_critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor, gp_weight: float) -> Tensor:
+    """Plain WGAN-GP critic objective (Gulrajani et al. 2017, Algorithm 1), written out in torch."""
+    x_hat = eps.view(-1, *[1] * (real.dim() - 1)) * real + (1 - eps.view(-1, *[1] * (real.dim() - 1))) * fake
+    x_hat = x_hat.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    penalty = (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+    return critic(fake).mean() - critic(real).mean() + gp_weight * penalty
+
+
+@dataclass
+class PlainWGANGP:
+    """A hand-written WGAN-GP training loop: what a user would write without the template."""
+
+    generator: nn.Module
+    critic: nn.Module
+    batches: Iterator[Tensor]
+    draws: GlobalDraws
+    z_dim: int
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self) -> None:
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=self.lr, betas=self.betas)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas)
+
+    def _draw(self, kind: str, *shape: int) -> Tensor:
+        return self.draws.draw(kind, shape, self.device)
+
+    def iteration(self) -> None:
+        """n_critic critic steps, each on a fresh real batch, then one generator step."""
+        for _ in range(self.n_critic):
+            real = next(self.batches).to(self.device)
+            fake = self.generator(self._draw("normal", len(real), self.z_dim)).detach()
+            loss = wgan_gp_critic_loss(self.critic, real, fake, self._draw("uniform", len(real)), self.gp_weight)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_d.step()
+        self.critic.requires_grad_(False)
+        g_loss = -self.critic(self.generator(self._draw("normal", len(real), self.z_dim))).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        self.critic.requires_grad_(True)
+
+    def seconds_per_iteration(self, iterations: int, warmup: int = 2) -> float:
+        for _ in range(warmup):
+            self.iteration()
+        _sync(self.device)
+        start = time.perf_counter()
+        for _ in range(iterations):
+            self.iteration()
+        _sync(self.device)
+        return (time.perf_counter() - start) / iterations
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def wgan_gp_module(w: Workload, dm: GANDataModule, seed: int = 0) -> WGANGP:
+    torch.manual_seed(seed)
+    return WGANGP(
+        generator=w.generator, critic=w.critic, data_shape=dm.data_shape, z_dim=w.z_dim, n_critic=w.n_critic, seed=seed
+    )
+
+
+def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainWGANGP:
+    """The plain loop on copies of `module`'s current networks, its data stream and its noise seed."""
+    stream = GlobalBatchStream(dm.stored, dm.batch_size, dm.seed, decode=dm.decode)
+    hp = module.hparams
+    return PlainWGANGP(
+        copy.deepcopy(module.generator).to(device),
+        copy.deepcopy(module.critic).to(device),
+        iter(stream),
+        GlobalDraws(hp.seed),
+        module.z_dim,
+        module.n_critic,
+        module.gp_weight,
+        hp.lr_d,
+        tuple(hp.betas),
+        torch.device(device),
+    )
+
+
+def engine_vs_plain(w: Workload, reps: int, iterations: int, device: str = "cpu") -> dict[str, Any]:
+    """Median seconds per generator iteration, engine and plain loop interleaved A B B A."""
+    dm = w.data(w.batch_size)
+    dm.setup("fit")
+    module = wgan_gp_module(w, dm)
+    plain = plain_twin(module, dm, device)
+    engine_times, plain_times = [], []
+    for rep in range(reps):
+        order = ("engine", "plain") if rep % 2 == 0 else ("plain", "engine")
+        for side in order:
+            if side == "engine":
+                engine_times.append(engine_seconds_per_iteration(module, dm, iterations, device=device))
+            else:
+                plain_times.append(plain.seconds_per_iteration(iterations))
+    engine_ms, plain_ms = 1000 * median(engine_times), 1000 * median(plain_times)
+    return {
+        "workload": w.name,
+        "batch_size": w.batch_size,
+        "n_critic": w.n_critic,
+        "iterations_per_rep": iterations,
+        "reps": reps,
+        "engine_ms_per_iteration": engine_ms,
+        "plain_ms_per_iteration": plain_ms,
+        "overhead_pct": 100 * (engine_ms / plain_ms - 1),
+        "engine_ms_all": [1000 * t for t in engine_times],
+        "plain_ms_all": [1000 * t for t in plain_times],
+    }
+
+
+# ---------------------------------------------------------------------------------- penalty costs
+PENALTY_VARIANTS: dict[str, tuple[type[AdversarialModule], dict[str, Any]]] = {
+    "wgan": (WGAN, {}),
+    "wgan_gp": (WGANGP, {}),
+    "dragan": (DRAGAN, {}),
+    "wgan_ct": (WGANCT, {"dropout": 0.5}),  # the consistency term needs a stochastic critic
+}
+
+
+def critic_step_seconds(module: AdversarialModule, batches: Iterator[Tensor], steps: int, device: str) -> float:
+    """Mean seconds of one critic step (fakes, loss with its penalty, backward, update, clipping)."""
+    opt = module._optimizer(module.critic.parameters(), module.hparams.lr_d)
+    dev = torch.device(device)
+
+    def step() -> None:
+        real = next(batches).to(dev)
+        with torch.no_grad():
+            fake = module.generator(module.noise(len(real)))
+        loss, _ = module.critic_loss(real, fake)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        module.after_critic_step()
+
+    step()
+    _sync(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(dev)
+    return (time.perf_counter() - start) / steps
+
+
+def penalty_costs(w: Workload, reps: int, steps: int, device: str = "cpu") -> dict[str, Any]:
+    """Median time per critic step of each Wasserstein-family variant, and its ratio to WGAN."""
+    dm = w.data(w.batch_size)
+    dm.setup("fit")
+    modules = {}
+    for name, (cls, critic_extra) in PENALTY_VARIANTS.items():
+        torch.manual_seed(0)
+        modules[name] = cls(
+            generator=w.generator, critic={**w.critic, **critic_extra}, data_shape=dm.data_shape, z_dim=w.z_dim
+        ).to(device)
+    batches = iter(GlobalBatchStream(dm.stored, dm.batch_size, 0, decode=dm.decode))
+    times: dict[str, list[float]] = {name: [] for name in modules}
+    for rep in range(reps):
+        names = list(modules) if rep % 2 == 0 else list(reversed(modules))
+        for name in names:
+            times[name].append(critic_step_seconds(modules[name], batches, steps, device))
+    base = median(times["wgan"])
+    return {
+        "workload": w.name,
+        "batch_size": w.batch_size,
+        "reps": reps,
+        "steps_per_rep": steps,
+        "ms_per_critic_step": {n: 1000 * median(t) for n, t in times.items()},
+        "relative_to_wgan": {n: median(t) / base for n, t in times.items()},
+    }
+
+
+# ------------------------------------------------------------------------------- metric throughput
+def metric_throughput(num: int, extractor: str, weights_path: str | None, metrics: list[str]) -> dict[str, Any]:
+    """The callback's evaluator vs torch-fidelity alone, same generated samples, same extractor.
+
+    callback_cold: first evaluation (extracts real features too), callback_warm: later evaluations
+    (real features cached, as during training); torch_fidelity: `calculate_metrics` on the same fake
+    and real images, without its cache. Both compute the same metric set.
+    """
+    import torch_fidelity
+
+    from datamodules import to_uint8_images
+    from gan_modules.metrics.classifier import DigitClassifier, default_classifier_path, save_classifier
+    from gan_modules.metrics.collective import SingleProcess
+    from gan_modules.metrics.extractors import EXTRACTORS
+    from gan_modules.metrics.suite import ImageEvaluator, MetricSettings, generated_samples
+
+    note = ""
+    if (
+        extractor.endswith("-classifier")
+        and weights_path is None
+        and not default_classifier_path(extractor.removesuffix("-classifier")).is_file()
+    ):  # timing does not depend on the weights: an untrained classifier costs the same
+        weights_path = str(save_classifier(DigitClassifier(), Path(tempfile.mkdtemp()) / f"{extractor}.pt"))
+        note = "untrained classifier weights (timing only; `gan-lab train-evaluator` makes the real ones)"
+    settings = MetricSettings(num_fake=num, num_real=num, extractor=extractor, weights_path=weights_path,
+                              metrics=metrics, kid_subset_size=min(1000, num), cache_dir=None)  # fmt: skip
+    dm = DigitsDataModule(image_size=16)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    module = WGANGP(generator={"arch": "dcgan", "width": 32}, data_shape=dm.data_shape, z_dim=32).eval()
+    evaluator = ImageEvaluator(settings, "cpu", say=lambda _: None)
+    evaluator.cache.load = lambda key: (None, "no cache in the speed benchmark")  # time real extraction, cold
+    evaluator.cache.save = lambda key, features: "not saved"
+
+    def timed(fn: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    cold = timed(lambda: evaluator.evaluate(module, dm, SingleProcess()))
+    warm = timed(lambda: evaluator.evaluate(module, dm, SingleProcess()))
+    spec = EXTRACTORS[extractor]
+    fake = to_uint8_images(generated_samples(module, num, settings.batch_size, settings.seed))
+    real = to_uint8_images(dm.real_samples(num, seed=settings.seed))
+    if spec.channels == 3 and fake.shape[1] == 1:
+        fake, real = fake.expand(-1, 3, -1, -1), real.expand(-1, 3, -1, -1)
+    weights = spec.weights(weights_path)
+    kwargs = {"feature_extractor_weights_path": str(weights)} if weights is not None else {}
+    fidelity = timed(
+        lambda: torch_fidelity.calculate_metrics(
+            input1=_Images(fake), input2=_Images(real), feature_extractor=spec.fidelity_name,
+            feature_layer_fid=spec.fid_layer, feature_layer_isc=spec.logits_layer, feature_layer_kid=spec.fid_layer,
+            feature_layer_prc=spec.fid_layer, fid="fid" in metrics, isc="is" in metrics, kid="kid" in metrics,
+            prc="pr" in metrics, kid_subset_size=min(1000, num), cuda=False, cache=False, verbose=False,
+            batch_size=settings.batch_size, **kwargs,
+        )
+    )  # fmt: skip
+    return {
+        "extractor": extractor,
+        "weights": note or str(weights),
+        "metrics": metrics,
+        "num_fake": num,
+        "num_real": num,
+        "callback_cold_s": cold,
+        "callback_warm_s": warm,
+        "torch_fidelity_s": fidelity,
+        "callback_cold_images_per_s": 2 * num / cold,
+        "callback_warm_fake_images_per_s": num / warm,
+        "torch_fidelity_images_per_s": 2 * num / fidelity,
+    }
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.images[i]
+
+
+# ---------------------------------------------------------------------------------- GPU throughput
+class RandomImages(ImageDataModule):
+    """Random uint8 32x32 RGB images: throughput does not depend on pixel values, and needs no download."""
+
+    name = "random32"
+    channels = 3
+    native_size = 32
+
+    def __init__(self, size: int = 4096, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.size = size
+
+    def load_native(self) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        return torch.randint(0, 256, (self.size, 3, 32, 32), generator=gen, dtype=torch.uint8)
+
+
+GPU_ARCHS = {
+    # Gulrajani et al. 2017 (DCGAN-like and ResNet CIFAR-10 models, width 128; Adam 1e-4 (0, 0.9), n_critic 5)
+    "dcgan32": ({"arch": "dcgan", "width": 64}, {"arch": "dcgan", "width": 64}),
+    "resnet32": ({"arch": "resnet", "width": 128}, {"arch": "resnet", "width": 128}),
+}
+
+
+def images_per_second(
+    arch: str,
+    precision: str,
+    compile: bool,
+    channels_last: bool,
+    device: str,
+    batch_size: int = 64,
+    iterations: int = 20,
+    warmup: int = 3,
+) -> dict[str, Any]:
+    """Real images consumed per second by WGAN-GP training through the engine (n_critic 5)."""
+    generator, critic = GPU_ARCHS[arch]
+    dm = RandomImages(batch_size=batch_size)
+    out: dict[str, Any] = {"arch": arch, "precision": precision, "compile": compile, "channels_last": channels_last}
+    try:
+        torch.manual_seed(0)
+        module = WGANGP(generator=generator, critic=critic, data_shape=dm.data_shape, z_dim=128)
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if compile:
+            module.generator = torch.compile(module.generator)
+            module.critic = torch.compile(module.critic)
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        seconds = engine_seconds_per_iteration(module, dm, iterations, warmup, device, precision=precision)
+        out["images_per_s"] = batch_size * module.n_critic / seconds
+        out["ms_per_generator_iteration"] = 1000 * seconds
+        if device == "cuda":
+            out["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    except Exception as err:
+        out["error"] = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    return out
+
+
+def gpu_table(device: str = "cuda", iterations: int = 20, batch_size: int = 64) -> list[dict[str, Any]]:
+    rows = []
+    for arch in GPU_ARCHS:
+        for precision in ("32-true", "bf16-mixed"):
+            for compile_ in (False, True):
+                for channels_last in (False, True):
+                    rows.append(
+                        images_per_second(arch, precision, compile_, channels_last, device, batch_size, iterations)
+                    )
+    return rows

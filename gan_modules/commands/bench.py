@@ -1,0 +1,76 @@
+"""`gan-lab bench`: a grid of variants x datasets x seeds, each a normal `gan-lab fit`, aggregated
+into mean +- std tables (Markdown, CSV) and metric-vs-iteration plots with seed bands."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+NAME = "bench"
+HELP = "run a benchmark grid (variants x datasets x seeds) and write mean ± std tables and curves"
+
+
+def _names(value: str | None, known: list[str], flag: str) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    for name in names:
+        if name not in known:
+            raise ValueError(f"{flag}={name!r} is not in the grid; allowed: {', '.join(known)}")
+    return names
+
+
+def main(argv: list[str]) -> int:
+    from gan_modules.bench.grid import load_grid, parse_seeds
+    from gan_modules.bench.report import write_report
+    from gan_modules.bench.runner import load_result, run_grid
+
+    parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
+    parser.add_argument("--config", required=True, help="grid file, e.g. configs/bench/toy.yaml")
+    parser.add_argument("--out", default=None, help="tables and plots (default runs/bench/<name>)")
+    parser.add_argument("--runs_dir", default=None, help="run folders (default <out>/runs)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="N (seeds 0..N-1) or a list of seeds")
+    parser.add_argument("--max_steps", type=int, default=None, help="generator iterations per run (overrides)")
+    parser.add_argument("--variants", default=None, help="comma-separated subset of the grid's variants")
+    parser.add_argument("--datasets", default=None, help="comma-separated subset of the grid's datasets")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (OMP_NUM_THREADS)")
+    parser.add_argument("--retry_failed", action="store_true", help="train again the runs that failed")
+    parser.add_argument("--report_only", action="store_true", help="rebuild tables from finished runs only")
+    args = parser.parse_args(argv)
+    try:
+        grid = load_grid(args.config)
+        if args.seeds is not None:
+            grid.seeds = parse_seeds(args.seeds[0] if len(args.seeds) == 1 else args.seeds)
+        if args.max_steps is not None:
+            if args.max_steps < 1:
+                raise ValueError(f"--max_steps={args.max_steps} is invalid; allowed: an integer >= 1")
+            grid.max_steps = args.max_steps
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads={args.threads} is invalid; allowed: an integer >= 1")
+        keep_v = _names(args.variants, [v.name for v in grid.variants], "--variants")
+        keep_d = _names(args.datasets, [d.name for d in grid.datasets], "--datasets")
+    except (ValueError, FileNotFoundError) as err:
+        print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
+        return 2
+    if keep_v:
+        grid = replace(grid, variants=[v for v in grid.variants if v.name in keep_v])
+    if keep_d:
+        grid = replace(grid, datasets=[d for d in grid.datasets if d.name in keep_d])
+    out = Path(args.out or Path("runs") / "bench" / grid.name)
+    runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
+    if args.report_only:
+        results = [r for r in (load_result(run, runs_dir) for run in grid.runs()) if r is not None]
+        if not results:
+            print(f"gan-lab {NAME}: error: no finished runs under --runs_dir={str(runs_dir)!r}", file=sys.stderr)
+            return 2
+    else:
+        results = run_grid(grid, runs_dir, args.threads, args.retry_failed)
+    env = f"OMP_NUM_THREADS={args.threads} " if args.threads else ""
+    command = env + "gan-lab bench " + " ".join(shlex.quote(a) for a in argv)
+    report = write_report(grid, results, runs_dir, out, command, args.threads)
+    print(report.read_text())
+    print(f"gan-lab {NAME}: wrote {report} (+ summary.csv, runs.csv) from {len(results)} runs")
+    return 0

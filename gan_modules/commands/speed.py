@@ -1,0 +1,121 @@
+"""`gan-lab speed`: engine overhead vs plain PyTorch, penalty costs, metric throughput, peak memory,
+and (on CUDA) images/s for DCGAN-32 / ResNet-32 WGAN-GP across precisions, compile and layouts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+NAME = "speed"
+HELP = "measure engine overhead vs a plain PyTorch loop, penalty costs, metric throughput, memory, GPU images/s"
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    print(f"gan-lab speed on {report['machine']}")
+    for row in report["engine_vs_plain"]:
+        print(
+            f"  engine vs plain [{row['workload']}, batch {row['batch_size']}, n_critic {row['n_critic']}]: "
+            f"{row['engine_ms_per_iteration']:.2f} vs {row['plain_ms_per_iteration']:.2f} ms per generator "
+            f"iteration -> overhead {row['overhead_pct']:+.1f}% (median of {row['reps']})"
+        )
+    for row in report["penalty_costs"]:
+        costs = ", ".join(
+            f"{n} {row['ms_per_critic_step'][n]:.2f} ms ({row['relative_to_wgan'][n]:.2f}x)"
+            for n in row["ms_per_critic_step"]
+        )
+        print(f"  critic step [{row['workload']}, batch {row['batch_size']}]: {costs}")
+    metric = report.get("metric_throughput")
+    if metric:
+        if "error" in metric:
+            print(f"  metric throughput: skipped ({metric['error']})")
+        else:
+            print(
+                f"  metrics [{metric['extractor']}, {metric['num_fake']} fake + {metric['num_real']} real, "
+                f"{'/'.join(metric['metrics'])}]: callback {metric['callback_cold_s']:.2f} s cold, "
+                f"{metric['callback_warm_s']:.2f} s with cached real features; torch-fidelity alone "
+                f"{metric['torch_fidelity_s']:.2f} s"
+            )
+    print(f"  peak RSS {report['peak_rss_mb']:.0f} MiB")
+    gpu = report.get("gpu")
+    if isinstance(gpu, str):
+        print(f"  GPU: {gpu}")
+    else:
+        for row in gpu:
+            what = f"{row['arch']} {row['precision']} compile={row['compile']} channels_last={row['channels_last']}"
+            value = f"{row['images_per_s']:.0f} images/s" if "images_per_s" in row else row["error"]
+            print(f"  GPU {what}: {value}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
+    parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument("--workloads", default="toy,digits", help="engine/penalty workloads: toy, digits")
+    parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions (medians are reported)")
+    parser.add_argument("--iterations", type=int, default=20, help="generator iterations per repetition")
+    parser.add_argument("--critic_steps", type=int, default=20, help="critic steps per repetition (penalty costs)")
+    parser.add_argument("--metric_samples", type=int, default=2000, help="generated (and real) images, 0 to skip")
+    parser.add_argument("--extractor", default="digits-classifier", help="extractor for the metric throughput")
+    parser.add_argument("--weights_path", default=None, help="extractor weights (default: its cache path)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    args = parser.parse_args(argv)
+    for flag in ("reps", "iterations", "critic_steps"):
+        if getattr(args, flag) < 2:
+            parser.error(f"--{flag}={getattr(args, flag)} is invalid; allowed: an integer >= 2")
+
+    import logging
+    import warnings
+
+    import torch
+
+    from gan_modules.bench import speed
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # one fit per repetition: keep the report readable
+    warnings.filterwarnings("ignore")
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    table = speed.QUICK_WORKLOADS if args.quick else speed.WORKLOADS
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    for name in names:
+        if name not in table:
+            parser.error(f"--workloads={name!r} is unknown; allowed: {', '.join(table)}")
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s)",
+        "engine_vs_plain": [speed.engine_vs_plain(table[n], args.reps, args.iterations) for n in names],
+        "penalty_costs": [speed.penalty_costs(table[n], args.reps, args.critic_steps) for n in names],
+    }
+    report["peak_rss_mb_after_training"] = speed.peak_rss_mb()
+    if args.metric_samples:
+        from gan_modules.metrics.extractors import MissingWeightsError
+
+        try:
+            metrics = ["fid", "is", "kid"] if args.quick else ["fid", "is", "kid", "pr"]
+            report["metric_throughput"] = speed.metric_throughput(
+                args.metric_samples, args.extractor, args.weights_path, metrics
+            )
+        except MissingWeightsError as err:
+            report["metric_throughput"] = {"error": str(err).splitlines()[0]}
+    report["peak_rss_mb"] = speed.peak_rss_mb()
+    if torch.cuda.is_available():
+        report["gpu_device"] = torch.cuda.get_device_name()
+        report["gpu"] = speed.gpu_table("cuda", iterations=args.iterations)
+    else:
+        report["gpu"] = "skipped: no CUDA device"
+    _print_report(report)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"gan-lab {NAME}: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,251 @@
+"""The bench: aggregation against hand-computed statistics, grid validation, and a tiny real grid
+(2 variants x 1 dataset x 2 seeds, real `gan-lab fit` subprocesses) checked end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gan_modules.bench.aggregate import markdown_tables, mean_std, summarize
+from gan_modules.bench.grid import load_grid, parse_seeds
+from gan_modules.bench.plots import seed_band
+
+
+# ------------------------------------------------------------------------------------ aggregation
+def test_mean_std_matches_hand_computation_and_statistics_module():
+    # [1, 2, 4]: mean 7/3; squared deviations 16/9, 1/9, 25/9 -> sum 42/9, / (n - 1) = 7/3
+    mean, std = mean_std([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3, abs=1e-15)
+    assert std == pytest.approx(math.sqrt(7 / 3), abs=1e-15)
+    values = [0.013, 0.027, 0.004, 0.019, 0.008]
+    assert mean_std(values) == pytest.approx((statistics.mean(values), statistics.stdev(values)), abs=1e-15)
+    assert mean_std([5.0]) == (5.0, 0.0)
+    inf_mean, inf_std = mean_std([1.0, math.inf])
+    assert math.isinf(inf_mean) and math.isnan(inf_std)
+
+
+def test_summarize_counts_failed_runs_without_averaging_them():
+    rows = [
+        {"dataset": "grid25", "variant": "wgan_gp", "status": "ok", "modes": 25.0, "hq_pct": 97.0},
+        {"dataset": "grid25", "variant": "wgan_gp", "status": "ok", "modes": 24.0, "hq_pct": 99.0},
+        {"dataset": "grid25", "variant": "wgan_gp", "status": "failed"},
+        {"dataset": "grid25", "variant": "gan", "status": "ok", "modes": 3.0, "hq_pct": 50.0},
+    ]
+    cells = {(s.variant, s.metric): s for s in summarize(rows, ["modes", "hq_pct"])}
+    wgan = cells[("wgan_gp", "modes")]
+    assert (wgan.n, wgan.failed, wgan.mean, wgan.min, wgan.max) == (2, 1, 24.5, 24.0, 25.0)
+    assert wgan.std == pytest.approx(math.sqrt(0.5))  # ((0.5^2 + 0.5^2) / 1) ** 0.5
+    assert cells[("wgan_gp", "hq_pct")].std == pytest.approx(math.sqrt(2.0))
+    assert cells[("gan", "hq_pct")].std == 0.0
+    table = markdown_tables(summarize(rows, ["modes", "hq_pct"]), ["modes", "hq_pct"])
+    assert "| wgan_gp | 2 (+1 failed) | 24.5 ± 0.7 | 98.0 ± 1.4 |" in table
+    assert "| gan | 1 | 3.0 ± 0.0 | 50.0 ± 0.0 |" in table
+
+
+def test_seed_band_uses_the_seeds_present_at_each_step():
+    rows = [
+        {"step": 10, "emd": 1.0},
+        {"step": 10, "emd": 3.0},
+        {"step": 20, "emd": 0.5},
+        {"step": 20, "emd": math.inf},  # a collapsed evaluation is left out of the band
+    ]
+    steps, mean, std, seeds = seed_band(rows, "emd")
+    assert steps == [10, 20] and mean == [2.0, 0.5] and seeds == [2, 1]
+    assert std[0] == pytest.approx(math.sqrt(2.0)) and std[1] == 0.0
+
+
+# ------------------------------------------------------------------------------------- grid file
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("seeds: 0\n", "bench.seeds=0 is invalid"),
+        ("seeds: [1, 1]\n", "bench.seeds=[1, 1] is invalid; allowed: distinct seeds"),
+        ("max_steps: -3\n", "bench.max_steps=-3 is invalid"),
+        ("colour: red\n", "bench.colour='red' is invalid; allowed: keys name"),
+        ("evaluate: {nmu: 5}\n", "bench.evaluate.nmu=5 is invalid"),
+    ],
+)
+def test_grid_errors_are_one_line_and_name_the_key(tmp_path, body, message):
+    fit = _write(tmp_path / "fit.yaml", "model: {class_path: gan_modules.WGANGP}\n")
+    base = f"datasets: {{ring8: {{data: {{class_path: datamodules.Toy2DDataModule}}}}}}\nvariants: {{a: {fit}}}\n"
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        load_grid(_write(tmp_path / "grid.yaml", base + body))
+    assert "\n" not in str(err.value)
+
+
+def test_grid_rejects_missing_config_and_unknown_dataset_override(tmp_path):
+    data = "datasets: {ring8: {data: {class_path: datamodules.Toy2DDataModule}}}\n"
+    with pytest.raises(ValueError, match=re.escape("bench.variants.a.config='nope.yaml' is invalid")):
+        load_grid(_write(tmp_path / "g1.yaml", data + "variants: {a: nope.yaml}\n"), base=tmp_path)
+    fit = _write(tmp_path / "fit.yaml", "model: {class_path: gan_modules.WGANGP}\n")
+    with pytest.raises(ValueError, match=re.escape("bench.variants.a.datasets='grid25' is invalid")):
+        load_grid(
+            _write(tmp_path / "g2.yaml", data + f"variants: {{a: {{config: {fit}, datasets: {{grid25: []}}}}}}\n")
+        )
+    assert parse_seeds(3) == [0, 1, 2] and parse_seeds([4, 7]) == [4, 7]
+
+
+# ------------------------------------------------------------------------------ a real tiny bench
+TINY_FIT = """
+trainer:
+  max_steps: 20
+  log_every_n_steps: 10
+  enable_model_summary: false
+  num_sanity_val_steps: 0
+  limit_val_batches: 0
+  logger:
+    - class_path: lightning.pytorch.loggers.CSVLogger
+      init_args: {{save_dir: ., name: logs}}
+checkpoint: {{every_n_train_steps: 10}}
+image_grid: {{every_n_steps: 100}}
+model:
+  class_path: {cls}
+  init_args:
+    n_critic: 2
+    z_dim: 2
+    generator: {{arch: mlp, hidden: [16, 16]}}
+    critic: {{arch: mlp, hidden: [16, 16]}}
+    lr_g: 1.0e-3
+    lr_d: 1.0e-3
+data:
+  class_path: datamodules.Toy2DDataModule
+  init_args: {{size: 512, batch_size: 32}}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """2 variants x ring8 x 2 seeds x 20 generator iterations, plus a variant whose config is invalid."""
+    from gan_modules.commands import bench
+
+    root = tmp_path_factory.mktemp("bench")
+    for name, cls in (("wgan_gp", "gan_modules.WGANGP"), ("sngan", "gan_modules.SNGAN")):
+        _write(root / f"{name}.yaml", TINY_FIT.format(cls=cls))
+    grid = _write(
+        root / "grid.yaml",
+        f"""
+name: tiny
+seeds: 2
+curves: {{every_n_steps: 10, num_fake: 500, num_real: 500}}
+evaluate: {{num: 500, num_real: 500}}
+datasets:
+  ring8: {{data: {{class_path: datamodules.Toy2DDataModule, init_args: {{dataset: ring8}}}}}}
+variants:
+  wgan_gp: {root / "wgan_gp.yaml"}
+  sngan: {root / "sngan.yaml"}
+  broken: {{config: {root / "wgan_gp.yaml"}, args: [--model.init_args.n_critic=0]}}
+""",
+    )
+    out = root / "out"
+    argv = ["--config", str(grid), "--out", str(out), "--threads", "1"]
+    assert bench.main(argv) == 0
+    return {"root": root, "out": out, "argv": argv, "runs": out / "runs"}
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_bench_runs_every_cell_as_a_fit_with_its_seed(tiny_bench):
+    runs = _csv(tiny_bench["out"] / "runs.csv")
+    assert sorted((r["variant"], r["seed"], r["status"]) for r in runs) == [
+        ("broken", "0", "failed"),
+        ("broken", "1", "failed"),
+        ("sngan", "0", "ok"),
+        ("sngan", "1", "ok"),
+        ("wgan_gp", "0", "ok"),
+        ("wgan_gp", "1", "ok"),
+    ]
+    for variant in ("wgan_gp", "sngan"):
+        for seed in (0, 1):
+            folder = tiny_bench["runs"] / variant / "ring8" / f"seed{seed}"
+            (saved,) = folder.glob("**/config.yaml")  # the resolved config, written by LightningCLI itself
+            config = yaml.safe_load(saved.read_text())
+            assert config["seed_everything"] == seed
+            assert config["model"]["init_args"]["seed"] == seed
+            assert config["data"]["init_args"]["seed"] == seed
+            assert config["data"]["init_args"]["dataset"] == "ring8"
+            assert config["data"]["init_args"]["batch_size"] == 32  # the variant config's value survives
+            assert (folder / "checkpoints" / "last.ckpt").is_file()
+            result = json.loads((folder / "result.json").read_text())
+            assert result["step"] == 20
+    broken = json.loads((tiny_bench["runs"] / "broken" / "ring8" / "seed0" / "result.json").read_text())
+    assert "model.n_critic=0 is invalid" in broken["error"]
+    # different seeds train different models
+    wgan = {r["seed"]: float(r["emd"]) for r in runs if r["variant"] == "wgan_gp"}
+    assert wgan["0"] != wgan["1"]
+
+
+def test_tiny_bench_final_evaluation_matches_the_training_curve_and_a_recomputation(tiny_bench):
+    """The last curve point (callback, in the training process) and the table value (`gan-lab evaluate`
+    of last.ckpt, in the bench process) are the same protocol on the same generator; both must agree
+    with modes/EMD recomputed here from the checkpoint with the metric functions directly."""
+    import torch
+
+    from datamodules import Toy2DDataModule
+    from gan_modules.checkpoints import load_module
+    from gan_modules.metrics.toy import exact_emd, mode_metrics
+
+    curves = _csv(tiny_bench["out"] / "curves.csv")
+    runs = {(r["variant"], r["seed"]): r for r in _csv(tiny_bench["out"] / "runs.csv")}
+    folder = tiny_bench["runs"] / "wgan_gp" / "ring8" / "seed1"
+    module = load_module(folder / "checkpoints" / "last.ckpt")
+    chunks = [module.sample(100, seed=c) for c in range(5)]  # the evaluator's chunking: seed * 1_000_003 + c
+    fake = torch.cat(chunks)
+    dm = Toy2DDataModule("ring8", size=512, batch_size=32, seed=1)
+    expected = mode_metrics(fake, dm.modes, dm.mode_std)
+    expected["emd"] = exact_emd(fake, dm.real_samples(500, seed=0))
+    table = runs[("wgan_gp", "1")]
+    last = [c for c in curves if c["variant"] == "wgan_gp" and c["seed"] == "1" and c["step"] == "20"]
+    assert len(last) == 1
+    for key in ("modes", "hq_pct", "reverse_kl", "emd"):
+        assert float(table[key]) == pytest.approx(expected[key], rel=1e-6, abs=1e-9)
+        assert float(last[0][key]) == pytest.approx(expected[key], rel=1e-6, abs=1e-9)
+    assert sorted({int(c["step"]) for c in curves if c["variant"] == "wgan_gp"}) == [10, 20]
+
+
+def test_tiny_bench_summary_is_the_mean_and_std_of_the_run_rows(tiny_bench):
+    runs = _csv(tiny_bench["out"] / "runs.csv")
+    summary = {(s["variant"], s["metric"]): s for s in _csv(tiny_bench["out"] / "summary.csv")}
+    for variant in ("wgan_gp", "sngan"):
+        values = [float(r["emd"]) for r in runs if r["variant"] == variant]
+        cell = summary[(variant, "emd")]
+        assert float(cell["mean"]) == pytest.approx(statistics.mean(values), rel=1e-12)
+        assert float(cell["std"]) == pytest.approx(statistics.stdev(values), rel=1e-12)
+        assert int(cell["n"]) == 2 and int(cell["failed"]) == 0
+    assert (summary[("broken", "emd")]["n"], summary[("broken", "emd")]["failed"]) == ("0", "2")
+    report = (tiny_bench["out"] / "results.md").read_text()
+    assert "gan-lab bench --config" in report and "| broken | 0 (+2 failed) |" in report
+    assert (tiny_bench["out"] / "curves_ring8.png").stat().st_size > 0
+
+
+def test_tiny_bench_rerun_skips_finished_runs(tiny_bench):
+    from gan_modules.commands import bench
+
+    result = tiny_bench["runs"] / "wgan_gp" / "ring8" / "seed0" / "result.json"
+    before = result.stat().st_mtime_ns, (result.parent / "fit.log").read_text()
+    assert bench.main(tiny_bench["argv"]) == 0
+    assert (result.stat().st_mtime_ns, (result.parent / "fit.log").read_text()) == before
+
+
+def test_tiny_bench_report_only_rebuilds_the_same_tables(tiny_bench, tmp_path):
+    from gan_modules.commands import bench
+
+    argv = [*tiny_bench["argv"], "--report_only", "--runs_dir", str(tiny_bench["runs"])]
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    assert bench.main(argv) == 0
+    assert (tmp_path / "summary.csv").read_text() == (tiny_bench["out"] / "summary.csv").read_text()
+    assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()

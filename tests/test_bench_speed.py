@@ -1,0 +1,72 @@
+"""`gan-lab speed` compares like with like: the plain PyTorch loop it times against the engine is
+checked here to produce the engine's very parameters; the command's report is checked for content."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gan_modules.bench import speed
+
+
+def test_plain_loop_is_the_same_computation_as_the_engine():
+    """Same networks, optimisers, batches, noise and n_critic: after 3 generator iterations the plain
+    loop's weights equal the LightningModule's (so the timing compares the same work)."""
+    w = speed.QUICK_WORKLOADS["toy"]
+    dm = w.data(w.batch_size)
+    dm.setup("fit")
+    module = speed.wgan_gp_module(w, dm)
+    plain = speed.plain_twin(module, dm)
+    speed.quiet_trainer(3, []).fit(module, dm)
+    for _ in range(3):
+        plain.iteration()
+    engine_params = [*module.generator.parameters(), *module.critic.parameters()]
+    plain_params = [*plain.generator.parameters(), *plain.critic.parameters()]
+    initial = speed.wgan_gp_module(w, dm)  # the same seed rebuilds the starting weights
+    initial_params = [*initial.generator.parameters(), *initial.critic.parameters()]
+    moved = [(a - b).abs().max() for a, b in zip(engine_params, initial_params, strict=True)]
+    assert max(moved) > 1e-4  # training did change the weights, so equality below is not vacuous
+    for a, b in zip(engine_params, plain_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_speed_command_reports_every_section(tmp_path):
+    from gan_modules.commands import speed as command
+
+    out = tmp_path / "speed.json"
+    argv = ["--quick", "--reps", "2", "--iterations", "2", "--critic_steps", "2", "--metric_samples", "100"]
+    assert command.main([*argv, "--workloads", "toy", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (overhead,) = report["engine_vs_plain"]
+    assert overhead["engine_ms_per_iteration"] > 0 and overhead["plain_ms_per_iteration"] > 0
+    assert overhead["overhead_pct"] == pytest.approx(
+        100 * (overhead["engine_ms_per_iteration"] / overhead["plain_ms_per_iteration"] - 1)
+    )
+    assert len(overhead["engine_ms_all"]) == len(overhead["plain_ms_all"]) == 2
+    (costs,) = report["penalty_costs"]
+    assert set(costs["relative_to_wgan"]) == {"wgan", "wgan_gp", "dragan", "wgan_ct"}
+    assert costs["relative_to_wgan"]["wgan"] == 1.0
+    metric = report["metric_throughput"]
+    assert metric["num_fake"] == metric["num_real"] == 100
+    assert min(metric["callback_cold_s"], metric["callback_warm_s"], metric["torch_fidelity_s"]) > 0
+    assert report["peak_rss_mb"] >= report["peak_rss_mb_after_training"] > 0
+    if not torch.cuda.is_available():
+        assert report["gpu"] == "skipped: no CUDA device"
+
+
+def test_gpu_throughput_path_runs_on_cpu_with_bf16_and_channels_last():
+    """The GPU table's code path (engine, bf16 autocast, channels_last), run on CPU at a tiny size."""
+    row = speed.images_per_second("dcgan32", "bf16-mixed", False, True, "cpu", batch_size=4, iterations=2, warmup=1)
+    assert "error" not in row, row
+    assert row["images_per_s"] > 0
+    assert row["images_per_s"] == pytest.approx(4 * 5 * 1000 / row["ms_per_generator_iteration"])
+
+
+def test_speed_rejects_bad_arguments(capsys):
+    from gan_modules.commands import speed as command
+
+    with pytest.raises(SystemExit):
+        command.main(["--reps", "1"])
+    assert "--reps=1 is invalid; allowed: an integer >= 2" in capsys.readouterr().err
