@@ -23,7 +23,7 @@ PARAMETERS = """\
 import os
 from pathlib import Path
 
-from IPython.display import Image, Markdown, display
+from IPython.display import Image, display
 
 # "full" reproduces the lecture's numbers in a few CPU minutes; the test suite runs "small".
 SIZE = os.environ.get("GAN_LAB_NOTEBOOK_SIZE", "full")
@@ -67,7 +67,7 @@ clouds (network simplex, POT)."""),
         code("""\
 import math
 
-for theta, js, w, exact in zip(emd["theta"], emd["js_estimate"], emd["w_estimate"], emd["exact_emd"]):
+for theta, js, w, exact in zip(emd["theta"], emd["js_estimate"], emd["w_estimate"], emd["exact_emd"], strict=True):
     print(f"theta={theta:4.2f}  JS={js:.3f} (log 2 = {math.log(2):.3f})  critic W={w:.3f}  exact EMD={exact:.3f}")"""),
         md("""\
 JS sits near log 2 for every separation > 0; the critic's W estimate follows the exact EMD (slightly
@@ -148,6 +148,8 @@ results (`notebooks/results/toy/`) with the same functions that wrote them."""),
         code("""\
 import csv
 
+from IPython.display import Markdown
+
 from gan_modules.bench.aggregate import markdown_tables, summarize
 from gan_modules.bench.report import table_metrics
 
@@ -173,7 +175,7 @@ import matplotlib.pyplot as plt
 datasets = sorted({r["dataset"] for r in runs})
 variants = list(dict.fromkeys(r["variant"] for r in runs))
 fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.5), squeeze=False)
-for ax, dataset in zip(axes[0], datasets):
+for ax, dataset in zip(axes[0], datasets, strict=True):
     for i, variant in enumerate(variants):
         cell = [r for r in runs if r["dataset"] == dataset and r["variant"] == variant and r["status"] == "ok"]
         values = [r["modes"] for r in cell]
