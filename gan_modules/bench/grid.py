@@ -10,6 +10,7 @@ A grid file looks like::
     evaluate: {num: 2500, num_real: 2500, seed: 0}   # `gan-lab evaluate` of each final checkpoint
     datasets:
       ring8: {data: {class_path: datamodules.Toy2DDataModule, init_args: {dataset: ring8}}}
+      digits: {data: {...}, curves: {extractor: digits-classifier}, evaluate: {extractor: digits-classifier}}
     variants:
       wgan_gp: configs/bench/toy_wgan_gp.yaml          # a fit config ...
       sngan: {config: [configs/bench/toy_base.yaml, configs/bench/toy_sngan.yaml],  # ... or several
