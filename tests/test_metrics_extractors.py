@@ -117,6 +117,8 @@ def test_trained_digit_classifier_is_accurate_and_measures_class_coverage(traine
     assert (logits.argmax(1) == labels).float().mean() > 0.9
     coverage = scores.class_coverage(logits)
     assert coverage["classes_covered"] == 10 and coverage["class_kl"] < 0.01
+    noise = scores.class_coverage(extractor(torch.randint_like(dm.stored[:200], 0, 256))["logits"])
+    assert coverage["confidence"] > 0.8 and noise["confidence"] < 0.5, (coverage, noise)  # noise: no digit
     zeros_only = scores.class_coverage(extractor(dm.stored[labels == 0])["logits"])
     # one digit only: a few misclassified samples may add classes, but the histogram stays near one-hot
     assert zeros_only["classes_covered"] < 10 and zeros_only["class_kl"] > 0.85 * math.log(10)

@@ -123,12 +123,34 @@ def test_precision_recall_equals_a_brute_force_knn_manifold_check():
 
 
 def test_class_coverage_analytic_cases():
-    balanced = torch.nn.functional.one_hot(torch.arange(100) % 10, 10).float()
-    assert scores.class_coverage(balanced) == {"classes_covered": 10.0, "class_kl": pytest.approx(0.0, abs=1e-12)}
-    one = torch.nn.functional.one_hot(torch.full((40,), 7), 10).float()
-    assert scores.class_coverage(one) == {"classes_covered": 1.0, "class_kl": pytest.approx(math.log(10))}
-    two = torch.nn.functional.one_hot(torch.arange(40) % 2, 10).float()
-    assert scores.class_coverage(two) == {"classes_covered": 2.0, "class_kl": pytest.approx(math.log(5))}
+    big = 50.0  # one-hot logits scaled up: softmax ~ one-hot, confidence ~ 1
+    balanced = big * torch.nn.functional.one_hot(torch.arange(100) % 10, 10).float()
+    assert scores.class_coverage(balanced) == {
+        "classes_covered": 10.0,
+        "class_kl": pytest.approx(0.0, abs=1e-12),
+        "confidence": pytest.approx(1.0),
+    }
+    one = big * torch.nn.functional.one_hot(torch.full((40,), 7), 10).float()
+    assert scores.class_coverage(one) == {
+        "classes_covered": 1.0,
+        "class_kl": pytest.approx(math.log(10)),
+        "confidence": pytest.approx(1.0),
+    }
+    two = big * torch.nn.functional.one_hot(torch.arange(40) % 2, 10).float()
+    assert scores.class_coverage(two) == {
+        "classes_covered": 2.0,
+        "class_kl": pytest.approx(math.log(5)),
+        "confidence": pytest.approx(1.0),
+    }
+
+
+def test_class_confidence_is_the_mean_top_softmax_probability():
+    # a logit of log 9 against nine zeros gives the top class 9 / (9 + 9) = 1/2; uniform logits 1/10
+    half = torch.zeros(30, 10)
+    half[:, 3] = math.log(9.0)
+    assert scores.class_coverage(half)["confidence"] == pytest.approx(0.5)
+    mixed = torch.cat([half, torch.zeros(30, 10)])
+    assert scores.class_coverage(mixed)["confidence"] == pytest.approx((0.5 + 0.1) / 2)
 
 
 def test_mode_metrics_analytic_cases():

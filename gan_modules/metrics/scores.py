@@ -83,6 +83,8 @@ def class_coverage(logits: torch.Tensor, num_classes: int | None = None) -> dict
 
     classes_covered  classes predicted for at least one sample
     class_kl         KL(predicted-class histogram || uniform); 0 when balanced, log K for one class
+    confidence       mean top-class softmax probability: how recognisable each sample is on its own
+                     (the per-sample half of the Inception Score; blurry or hybrid digits score low)
     """
     num_classes = num_classes or logits.shape[1]
     counts = torch.bincount(logits.argmax(1).cpu(), minlength=num_classes).double()
@@ -91,4 +93,5 @@ def class_coverage(logits: torch.Tensor, num_classes: int | None = None) -> dict
     return {
         "classes_covered": float(nz.sum()),
         "class_kl": float((p[nz] * torch.log(p[nz] * num_classes)).sum()),
+        "confidence": float(logits.float().softmax(1).amax(1).mean()),
     }
