@@ -13,6 +13,7 @@ from torch.nn.utils import parametrize
 from datamodules import Toy2DDataModule
 from gan_modules import SNGAN, WGAN
 from gan_modules.checkpoints import load_module
+from gan_modules.trainers import bare_trainer
 
 TINY_G = {"arch": "mlp", "hidden": [16]}
 
@@ -23,17 +24,7 @@ def _seed():
 
 
 def fit(module, steps, callbacks=(), root=None):
-    trainer = L.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=list(callbacks),
-        default_root_dir=root,
-    )
+    trainer = bare_trainer(steps, callbacks, default_root_dir=root)
     trainer.fit(module, Toy2DDataModule("ring8", size=1024, batch_size=64))
     return trainer
 

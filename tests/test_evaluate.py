@@ -20,19 +20,12 @@ from gan_modules.metrics.suite import generated_samples
 sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
 import extractor_fixtures
 
+from gan_modules.trainers import bare_trainer
+
 
 def _checkpoint(root: Path, model: L.LightningModule, dm: L.LightningDataModule, steps: int = 3) -> Path:
     L.seed_everything(0)
-    trainer = L.Trainer(
-        max_steps=steps,
-        default_root_dir=root,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = bare_trainer(steps, default_root_dir=root)
     trainer.fit(model, dm)
     path = root / "model.ckpt"
     trainer.save_checkpoint(path)

@@ -10,6 +10,7 @@ from datamodules import Toy2DDataModule
 from gan_modules import NSGAN, WGANGP
 from gan_modules.draws import GlobalDraws
 from gan_modules.nets import build_critic, build_generator
+from gan_modules.trainers import bare_trainer
 
 TINY = {"generator": {"arch": "mlp", "hidden": [8]}, "critic": {"arch": "mlp", "hidden": [8]}, "z_dim": 2}
 
@@ -42,16 +43,7 @@ def _grad_norm(opt) -> float:
 
 
 def _fit(module, steps, callbacks=(), batch=16):
-    trainer = L.Trainer(
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=list(callbacks),
-    )
+    trainer = bare_trainer(steps, callbacks)
     trainer.fit(module, Toy2DDataModule("ring8", size=512, batch_size=batch))
     return trainer
 

@@ -23,22 +23,16 @@ from gan_modules.metrics.suite import ImageEvaluator, MetricSettings, generated_
 sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
 import extractor_fixtures
 
+from gan_modules.trainers import bare_trainer
+
 TINY_IMAGE_NETS = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}, "z_dim": 8}
 TINY_POINT_NETS = {"generator": {"arch": "mlp", "hidden": [16, 16]}, "critic": {"arch": "mlp", "hidden": [16, 16]}}
 
 
 def _trainer(root: Path, steps: int, callbacks: list, **kwargs) -> L.Trainer:
     kwargs.setdefault("logger", CSVLogger(root, name="logs"))
-    return L.Trainer(
-        max_steps=steps,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-        **kwargs,
-    )
+    kwargs.setdefault("enable_checkpointing", True)  # Lightning's default: these tests read checkpoints
+    return bare_trainer(steps, callbacks, default_root_dir=root, **kwargs)
 
 
 def _csv_rows(trainer: L.Trainer) -> list[dict[str, str]]:

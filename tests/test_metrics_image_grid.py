@@ -14,21 +14,12 @@ from datamodules import DigitsDataModule, Toy2DDataModule
 from gan_modules import NSGAN
 from gan_modules.callbacks import ImageGrid
 from gan_modules.callbacks.image_grid import save_image_grid
+from gan_modules.trainers import bare_trainer
 
 
 def _fit(root: Path, model, dm, loggers, steps: int = 2) -> L.Trainer:
-    trainer = L.Trainer(
-        max_steps=steps,
-        default_root_dir=root,
-        logger=loggers,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        log_every_n_steps=1,
-        callbacks=[ImageGrid(every_n_steps=1, upscale=2)],
-    )
+    grid = ImageGrid(every_n_steps=1, upscale=2)
+    trainer = bare_trainer(steps, [grid], default_root_dir=root, logger=loggers, log_every_n_steps=1)
     trainer.fit(model, dm)
     return trainer
 

@@ -15,6 +15,7 @@ from gan_modules import EBGAN, FGAN, GAN, LSGAN, NSGAN, SNGAN, VARIANTS, WGAN, W
 from gan_modules.losses import DIVERGENCES
 from gan_modules.metrics.toy import exact_emd
 from gan_modules.nets import MinibatchDiscrimination, build_critic
+from gan_modules.trainers import bare_trainer
 
 MLP = {"arch": "mlp", "hidden": [64, 64]}
 # Small-budget settings that make every variant move fast on ring8. They depart from the papers'
@@ -44,15 +45,9 @@ def _seed():
 
 
 def fit(module, steps: int | None = None, callbacks=(), dm=None, **trainer_kwargs):
-    trainer = L.Trainer(
-        max_steps=-1 if steps is None else steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=list(callbacks),
+    trainer = bare_trainer(
+        -1 if steps is None else steps,
+        callbacks,
         **trainer_kwargs,
     )
     trainer.fit(module, dm or Toy2DDataModule("ring8", size=4096, batch_size=128))

@@ -34,6 +34,7 @@ from datamodules import DigitsDataModule, GANDataModule, ImageDataModule, Toy2DD
 from datamodules.stream import GlobalBatchStream
 from gan_modules.draws import GlobalDraws
 from gan_modules.engine import AdversarialModule
+from gan_modules.trainers import bare_trainer
 from gan_modules.variants import DRAGAN, WGAN, WGANCT, WGANGP
 
 
@@ -101,28 +102,12 @@ class _IterationClock(L.Callback):
                 self.stamps.append(time.perf_counter())
 
 
-def quiet_trainer(max_steps: int, callbacks: list[L.Callback], device: str = "cpu", **kwargs: Any) -> L.Trainer:
-    return L.Trainer(
-        max_steps=max_steps,
-        accelerator=device,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-        **kwargs,
-    )
-
-
 def engine_seconds_per_iteration(
     module: AdversarialModule, dm: GANDataModule, iterations: int, warmup: int = 2, device: str = "cpu", **trainer: Any
 ) -> float:
     """Mean seconds per generator iteration of `iterations` engine iterations after `warmup` (one fit)."""
     clock = _IterationClock(warmup)  # a new Trainer counts generator iterations from 0
-    quiet_trainer(warmup + iterations, [clock], device, **trainer).fit(module, dm)
+    bare_trainer(warmup + iterations, [clock], accelerator=device, **trainer).fit(module, dm)
     return (clock.stamps[-1] - clock.stamps[0]) / (len(clock.stamps) - 1)
 
 

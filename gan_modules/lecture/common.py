@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from gan_modules import penalties
+from gan_modules.trainers import bare_trainer
 
 SIZES = ("small", "full")
 DEFAULT_OUT = "runs/lecture"
@@ -46,17 +47,7 @@ def fit(module: L.LightningModule, datamodule: L.LightningDataModule, **trainer_
     level = log.level
     log.setLevel(logging.WARNING)
     try:
-        trainer = L.Trainer(
-            accelerator="cpu",
-            devices=1,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            **trainer_kwargs,
-        )
+        trainer = bare_trainer(**trainer_kwargs)
         trainer.fit(module, datamodule=datamodule)
     finally:
         log.setLevel(level)

@@ -28,6 +28,7 @@ from gan_modules import NSGAN
 from gan_modules.callbacks.metrics import GenerativeMetrics
 from gan_modules.metrics.collective import SingleProcess, StrategyCollective, gather_rows
 from gan_modules.metrics.suite import MetricSettings, build_evaluator
+from gan_modules.trainers import bare_trainer
 
 GATHER_CASES = [(90, 16), (7, 2), (5, 10), (1, 4)]  # (rows, batch): uneven chunks; one chunk for two ranks
 
@@ -66,20 +67,7 @@ def main() -> None:
     settings = {"num_fake": 90, "num_real": 100, "extractor": name, "kid_subset_size": 50}
     callback = GenerativeMetrics(every_n_steps=2, batch_size=16, cache_dir=str(root / "cache"), **settings)
     strategy = DDPStrategy(find_unused_parameters=True, process_group_backend="gloo") if args.devices > 1 else "auto"
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=args.devices,
-        strategy=strategy,
-        max_steps=2,
-        default_root_dir=root,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=[callback],
-    )
+    trainer = bare_trainer(2, [callback], devices=args.devices, strategy=strategy, default_root_dir=root)
     trainer.fit(model, dm)
     check_gather_order(StrategyCollective(trainer.strategy), root)
     if trainer.global_rank != 0:
