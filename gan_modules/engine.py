@@ -19,9 +19,13 @@ from torch import Tensor, nn
 
 from gan_modules.draws import GlobalDraws
 from gan_modules.nets import build_critic, build_generator
+from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 
 Logs = dict[str, Tensor]
 
+# Standing statistics of an EMA generator with BatchNorm ("standing statistics", Brock et al. 2019):
+# 16 x 256 noise draws (not from a paper: under a second for the nets here), from their own seed.
+STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE, STANDING_STATS_SEED_OFFSET = 16, 256, 7919
 WARMUP_CRITIC_STEPS = 100  # WGAN reference code: 100 critic steps for the first 25 G iterations and every 500th
 
 
@@ -94,6 +98,7 @@ class AdversarialModule(L.LightningModule):
             "fixed_noise", torch.randn(num_fixed_samples, z_dim, generator=torch.Generator().manual_seed(seed))
         )
         self.draws = GlobalDraws(seed)
+        self._ema_stats_stale = True  # the EMA generator's BatchNorm statistics need recomputing
         self.real_batches_consumed = 0  # read by the datamodule to resume the data stream exactly
         self.critic_steps_since_generator = 0
         self.step_losses: dict[str, Tensor] = {}  # this step's losses, for NonFiniteGuard's message
@@ -149,6 +154,8 @@ class AdversarialModule(L.LightningModule):
         net = self.sampler
         was_training = net.training
         net.eval()
+        if net is self.generator_ema and self._ema_stats_stale:
+            self._recompute_ema_batchnorm_stats()
         out = torch.cat([net(chunk.to(self.device)) for chunk in z.split(batch_size)])
         net.train(was_training)
         return out
@@ -198,9 +205,18 @@ class AdversarialModule(L.LightningModule):
         self.after_critic_step()
         self.real_batches_consumed += 1
 
+    def _recompute_ema_batchnorm_stats(self) -> None:
+        """Standing statistics for the EMA generator (`gan_modules.nets.standing_stats`); a no-op
+        without BatchNorm. Recomputed at most once per generator iteration that is sampled."""
+        gen = torch.Generator().manual_seed(self.hparams.seed + STANDING_STATS_SEED_OFFSET)
+        noise = lambda n: torch.randn(n, self.z_dim, generator=gen).to(self.device)  # noqa: E731
+        recompute_batchnorm_stats(self.generator_ema, noise, STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE)
+        self._ema_stats_stale = False
+
     def _update_ema(self) -> None:
         if self.generator_ema is None:
             return
+        self._ema_stats_stale = True
         decay = self.hparams.ema_decay
         with torch.no_grad():
             for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):

@@ -15,6 +15,7 @@ from gan_modules import EBGAN, FGAN, GAN, LSGAN, NSGAN, SNGAN, VARIANTS, WGAN, W
 from gan_modules.losses import DIVERGENCES
 from gan_modules.metrics.toy import exact_emd
 from gan_modules.nets import MinibatchDiscrimination, build_critic
+from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 from gan_modules.trainers import bare_trainer
 
 MLP = {"arch": "mlp", "hidden": [64, 64]}
@@ -255,3 +256,35 @@ def test_bad_settings_fail_with_one_line_naming_the_key(cls, kwargs, message):
         cls(**{**TINY, **kwargs})
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
+
+
+def test_standing_stats_equal_the_analytic_moments_of_a_linear_layer_on_gaussian_noise():
+    # BatchNorm after Linear(z) with z ~ N(0, I): the input has mean b and variance sum_j W_ij^2
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    gen = torch.Generator().manual_seed(1)
+    recompute_batchnorm_stats(net, lambda n: torch.randn(n, 4, generator=gen), batches=64, batch_size=512)
+    bn, lin = net[1], net[0]
+    variance = lin.weight.detach().pow(2).sum(1)
+    # 32,768 draws: standard errors ~ sqrt(var / N) for the mean and ~ var * sqrt(2 / N) for the variance
+    assert torch.allclose(bn.running_mean, lin.bias.detach(), atol=5 * (variance / 32768).sqrt().max())
+    assert torch.allclose(bn.running_var, variance, rtol=5 * (2 / 32768) ** 0.5)
+    assert "forward" not in vars(bn)  # the temporary batch-statistics forward is gone
+
+
+def test_ema_generator_with_batchnorm_samples_with_its_own_standing_statistics():
+    nets = {"generator": {"arch": "mlp", "hidden": [16], "batch_norm": True}, "critic": {"arch": "mlp", "hidden": [16]}}
+    module = NSGAN(ema_decay=0.9, z_dim=2, **nets)
+    fit(module, 6)
+    raw_stats = [b.clone() for b in module.generator.buffers()]
+    first = module.sample(64, seed=3)
+    layers = [m for m in module.generator_ema.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    # the EMA's statistics are the moments of its own first layer on fresh noise, not the raw generator's
+    first_linear = next(m for m in module.generator_ema.modules() if isinstance(m, torch.nn.Linear))
+    z = torch.randn(8192, 2, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        pre = first_linear(z)
+    assert torch.allclose(layers[0].running_mean, pre.mean(0), atol=0.05 * pre.std(0).max())
+    assert not torch.allclose(layers[0].running_mean, next(module.generator.buffers()))
+    assert all(torch.equal(a, b) for a, b in zip(raw_stats, module.generator.buffers(), strict=True))
+    assert torch.equal(module.sample(64, seed=3), first)  # deterministic, computed once per iteration
