@@ -249,3 +249,15 @@ def test_tiny_bench_report_only_rebuilds_the_same_tables(tiny_bench, tmp_path):
     assert bench.main(argv) == 0
     assert (tmp_path / "summary.csv").read_text() == (tiny_bench["out"] / "summary.csv").read_text()
     assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["toy", "digits", "mnist_vs_baseline"])
+def test_shipped_grids_load_and_name_existing_fit_configs(name):
+    grid = load_grid(REPO / "configs" / "bench" / f"{name}.yaml", base=REPO)
+    assert grid.variants and grid.datasets and grid.seeds
+    for variant in grid.variants:
+        for config in variant.configs:
+            assert isinstance(yaml.safe_load((REPO / config).read_text()), dict), config
