@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gan_modules.bench.aggregate import markdown_tables, mean_std, summarize
+from gan_modules.bench.aggregate import cell, markdown_tables, mean_std, summarize
 from gan_modules.bench.grid import load_grid, parse_seeds
 from gan_modules.bench.plots import seed_band
 
@@ -29,6 +29,14 @@ def test_mean_std_matches_hand_computation_and_statistics_module():
     assert mean_std([5.0]) == (5.0, 0.0)
     inf_mean, inf_std = mean_std([1.0, math.inf])
     assert math.isinf(inf_mean) and math.isnan(inf_std)
+
+
+def test_a_cell_with_infinite_runs_says_how_many():
+    rows = [{"dataset": "d", "variant": "v", "status": "ok", "reverse_kl": x} for x in (0.2, math.inf, 0.8)]
+    (summary,) = summarize(rows, ["reverse_kl"])
+    assert summary.infinite == 1 and cell(summary) == "inf in 1 of 3 runs"
+    (finite,) = summarize(rows[:1] + rows[2:], ["reverse_kl"])
+    assert finite.infinite == 0 and cell(finite) == "0.500 ± 0.424"  # std of (0.2, 0.8): 0.6 / sqrt(2)
 
 
 def test_summarize_counts_failed_runs_without_averaging_them():

@@ -46,6 +46,7 @@ class Summary:
     std: float
     min: float
     max: float
+    infinite: int = 0  # runs whose value is +-inf (e.g. reverse KL with no high-quality sample)
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -75,7 +76,10 @@ def summarize(rows: Iterable[dict[str, Any]], metrics: Sequence[str]) -> list[Su
                 continue
             mean, std = mean_std(values)
             lo, hi = (min(values), max(values)) if values else (math.nan, math.nan)
-            out.append(Summary(dataset, variant, metric, len(values), len(group) - len(ok), mean, std, lo, hi))
+            infinite = sum(math.isinf(v) for v in values)
+            out.append(
+                Summary(dataset, variant, metric, len(values), len(group) - len(ok), mean, std, lo, hi, infinite)
+            )
     return out
 
 
@@ -92,6 +96,8 @@ def cell(s: Summary) -> str:
     digits = METRIC_FORMAT.get(s.metric, (s.metric, 3))[1]
     if s.n == 0:
         return "–"
+    if s.infinite:  # a mean and std over an inf say nothing; say how many runs it is
+        return f"{_fmt(s.mean, digits)} in {s.infinite} of {s.n} runs"
     return f"{_fmt(s.mean, digits)} ± {_fmt(s.std, digits)}"
 
 
