@@ -83,6 +83,14 @@ def test_rerunning_the_same_command_resumes_from_last_ckpt(toy_config, tmp_path,
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6
 
 
+def test_the_final_iteration_is_saved_when_max_steps_is_not_a_checkpoint_step(toy_config, tmp_path):
+    main(["fit", "--config", str(toy_config), "--trainer.max_steps", "5"])  # checkpoints every 2
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["global_step"] == 5
+    assert sorted(p.name for p in ckpts.glob("step*.ckpt")) == [f"step000000{i}.ckpt" for i in (2, 4, 5)]
+    assert load_module(ckpts / "last.ckpt").real_batches_consumed == 10  # n_critic 2 x 5 iterations
+
+
 def test_print_config_shows_the_resolved_model(toy_config, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", str(toy_config), "--print_config"])

@@ -48,3 +48,13 @@ class RunCheckpoint(ModelCheckpoint):
         if self.dirpath is None:
             self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
         super().setup(trainer, pl_module, stage)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save the final generator iteration as well: with `max_steps` not a multiple of
+        `every_n_train_steps`, `last.ckpt` would otherwise miss the run's last iterations."""
+        super().on_train_end(trainer, pl_module)
+        if trainer.fast_dev_run or self._last_global_step_saved >= trainer.global_step:
+            return
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
