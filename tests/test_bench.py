@@ -269,3 +269,15 @@ def test_shipped_grids_load_and_name_existing_fit_configs(name):
     for variant in grid.variants:
         for config in variant.configs:
             assert isinstance(yaml.safe_load((REPO / config).read_text()), dict), config
+
+
+def test_report_protocol_names_per_variant_values_only_where_they_differ():
+    from gan_modules.bench.report import _protocol_lines
+
+    base = {"kind": "image", "num_fake": 100, "generator": "generator", "dataset": "mnist"}
+    results = [
+        {"variant": "a", "protocol": base},
+        {"variant": "b", "protocol": {**base, "generator": "ema"}},
+    ]
+    (line,) = _protocol_lines(results)
+    assert "num_fake = 100" in line and "generator = generator (a) / ema (b)" in line and "dataset" not in line

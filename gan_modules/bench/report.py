@@ -44,15 +44,20 @@ def curve_rows(grid: Grid, runs_dir: Path) -> list[dict[str, Any]]:
 
 
 def _protocol_lines(results: Sequence[dict[str, Any]]) -> list[str]:
-    protocol = next((r["protocol"] for r in results if r.get("protocol")), None)
-    if not protocol:
+    """The evaluation protocol; a key whose value differs between runs lists its value per variant."""
+    protocols = [(r["variant"], r["protocol"]) for r in results if r.get("protocol")]
+    if not protocols:
         return []
-    keep = {k: v for k, v in protocol.items() if k not in ("dataset", "shape", "real_size")}
-    return [
-        "Evaluation protocol (`gan-lab evaluate` of each run's final `last.ckpt`): "
-        + ", ".join(f"{k} = {v}" for k, v in keep.items())
-        + "."
-    ]
+    parts = []
+    for key in protocols[0][1]:
+        if key in ("dataset", "shape", "real_size"):
+            continue
+        per_variant = {variant: p.get(key) for variant, p in protocols}
+        if len({repr(v) for v in per_variant.values()}) == 1:
+            parts.append(f"{key} = {protocols[0][1][key]}")
+        else:
+            parts.append(f"{key} = " + " / ".join(f"{v} ({variant})" for variant, v in per_variant.items()))
+    return ["Evaluation protocol (`gan-lab evaluate` of each run's final `last.ckpt`): " + ", ".join(parts) + "."]
 
 
 def write_report(
