@@ -4,6 +4,7 @@ checked here to produce the engine's very parameters; the command's report is ch
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -41,14 +42,14 @@ def test_speed_command_reports_every_section(tmp_path):
     assert command.main([*argv, "--workloads", "toy", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     (overhead,) = report["engine_vs_plain"]
-    assert overhead["engine_ms_per_iteration"] > 0 and overhead["plain_ms_per_iteration"] > 0
-    assert overhead["overhead_pct"] == pytest.approx(
-        100 * (overhead["engine_ms_per_iteration"] / overhead["plain_ms_per_iteration"] - 1)
-    )
+    # the reported per-iteration times are the medians of the repetitions (an independent statistics call)
     assert len(overhead["engine_ms_all"]) == len(overhead["plain_ms_all"]) == 2
+    assert overhead["engine_ms_per_iteration"] == pytest.approx(statistics.median(overhead["engine_ms_all"]))
+    assert overhead["plain_ms_per_iteration"] == pytest.approx(statistics.median(overhead["plain_ms_all"]))
     (costs,) = report["penalty_costs"]
     assert set(costs["relative_to_wgan"]) == {"wgan", "wgan_gp", "dragan", "wgan_ct"}
-    assert costs["relative_to_wgan"]["wgan"] == 1.0
+    ms = costs["ms_per_critic_step"]  # the ratios are those of the reported step times (no timing asserted)
+    assert costs["relative_to_wgan"] == pytest.approx({k: v / ms["wgan"] for k, v in ms.items()})
     metric = report["metric_throughput"]
     assert metric["num_fake"] == metric["num_real"] == 100
     assert min(metric["callback_cold_s"], metric["callback_warm_s"], metric["torch_fidelity_s"]) > 0
@@ -61,8 +62,7 @@ def test_gpu_throughput_path_runs_on_cpu_with_bf16_and_channels_last():
     """The GPU table's code path (engine, bf16 autocast, channels_last), run on CPU at a tiny size."""
     row = speed.images_per_second("dcgan32", "bf16-mixed", False, True, "cpu", batch_size=4, iterations=2, warmup=1)
     assert "error" not in row, row
-    assert row["images_per_s"] > 0
-    assert row["images_per_s"] == pytest.approx(4 * 5 * 1000 / row["ms_per_generator_iteration"])
+    assert row["images_per_s"] > 0  # a smoke test of the GPU path; its numbers only mean something on a GPU
 
 
 def test_speed_rejects_bad_arguments(capsys):

@@ -4,6 +4,7 @@ pretraining."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import lightning as L
@@ -258,7 +259,7 @@ def test_bad_settings_fail_with_one_line_naming_the_key(cls, kwargs, message):
     assert "\n" not in str(err.value)
 
 
-def test_standing_stats_equal_the_analytic_moments_of_a_linear_layer_on_gaussian_noise():
+def test_standing_stats_equal_the_analytic_moments_of_a_linear_layer_on_gaussian_noise(monkeypatch):
     # BatchNorm after Linear(z) with z ~ N(0, I): the input has mean b and variance sum_j W_ij^2
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
@@ -270,6 +271,17 @@ def test_standing_stats_equal_the_analytic_moments_of_a_linear_layer_on_gaussian
     assert torch.allclose(bn.running_mean, lin.bias.detach(), atol=5 * (variance / 32768).sqrt().max())
     assert torch.allclose(bn.running_var, variance, rtol=5 * (2 / 32768) ** 0.5)
     assert "forward" not in vars(bn)  # the temporary batch-statistics forward is gone
+
+    # SyncBatchNorm (DDP's sync_batchnorm) gets the same statistics without any collective: with a
+    # process group "initialised" its own forward would sync, so this fails if that forward were called
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(net))  # shares nothing with net
+    synced[1].reset_running_stats()
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)  # as under DDP
+    with pytest.raises(ValueError):
+        synced.train()(torch.randn(8, 4))  # SyncBatchNorm's own forward would sync (and needs a GPU)
+    gen.manual_seed(1)
+    recompute_batchnorm_stats(synced, lambda n: torch.randn(n, 4, generator=gen), batches=64, batch_size=512)
+    assert torch.equal(synced[1].running_mean, bn.running_mean) and torch.equal(synced[1].running_var, bn.running_var)
 
 
 def test_ema_generator_with_batchnorm_samples_with_its_own_standing_statistics():

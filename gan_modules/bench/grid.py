@@ -61,10 +61,6 @@ class Run:
     dataset: Dataset
     seed: int
 
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.variant.name, self.dataset.name, self.seed)
-
     def folder(self, runs_dir: Path) -> Path:
         return runs_dir / self.variant.name / self.dataset.name / f"seed{self.seed}"
 
@@ -79,7 +75,6 @@ class Grid:
     fit_args: list[str] = field(default_factory=list)
     curves: dict[str, Any] | None = None
     evaluate: dict[str, Any] = field(default_factory=dict)
-    source: Path | None = None
 
     def runs(self) -> list[Run]:
         """Seed-major order: a partial bench already has every cell at the first seeds."""
@@ -200,5 +195,4 @@ def load_grid(path: str | Path, base: Path | None = None) -> Grid:
         fit_args=list(_str_list("fit_args", raw.get("fit_args"))),
         curves=curves,
         evaluate=evaluate,
-        source=path,
     )

@@ -29,8 +29,10 @@ from typing import Any
 import yaml
 
 from gan_modules.bench.grid import Grid, Run
+from gan_modules.cli import resume_checkpoint
 
 RESULT_FILE = "result.json"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative to a run folder
 OVERRIDES_FILE = "bench_run.yaml"
 EVALUATION_FILE = "evaluate.json"
 CURVES_CALLBACK = "gan_modules.bench.MetricsHistory"
@@ -84,7 +86,7 @@ def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dic
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    resumed = (folder / "checkpoints" / "last.ckpt").is_file()
+    resumed = resume_checkpoint(folder) is not None  # what `gan-lab fit` will resume from, SLURM ones included
     cpu0, wall0 = _child_cpu_seconds(), time.perf_counter()
     with (folder / "fit.log").open("a") as log:
         proc = subprocess.run(
@@ -107,7 +109,7 @@ def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any]
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
         try:
-            code = evaluate_command.main(evaluate_args(folder / "checkpoints" / "last.ckpt", options, out))
+            code = evaluate_command.main(evaluate_args(folder / LAST_CHECKPOINT, options, out))
         except SystemExit as exit_:  # argparse errors
             code = int(exit_.code or 1)
     payload = json.loads(out.read_text()) if code == 0 and out.is_file() else {}
@@ -123,7 +125,7 @@ def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) ->
     folder = run.folder(runs_dir)
     result: dict[str, Any] = {"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed}
     result.update(train(run, grid, folder, threads))
-    if result["returncode"] != 0 or not (folder / "checkpoints" / "last.ckpt").is_file():
+    if result["returncode"] != 0 or not (folder / LAST_CHECKPOINT).is_file():
         result.update(status="failed", error=_tail(folder / "fit.log"))
     else:
         code, payload, output = evaluate(folder, {**grid.evaluate, **run.dataset.evaluate})
