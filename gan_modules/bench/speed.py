@@ -244,8 +244,7 @@ def critic_step_seconds(module: AdversarialModule, batches: Iterator[Tensor], st
 
     def step() -> None:
         real = next(batches).to(dev)
-        with torch.no_grad():
-            fake = module.generator(module.noise(len(real)))
+        fake = module.generator(module.noise(len(real))).detach()  # as the engine's critic step makes them
         loss, _ = module.critic_loss(real, fake)
         opt.zero_grad(set_to_none=True)
         loss.backward()
