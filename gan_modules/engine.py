@@ -119,6 +119,13 @@ class AdversarialModule(L.LightningModule):
     def after_critic_step(self) -> None:
         """Hook after each critic update (e.g. WGAN weight clipping)."""
 
+    @property
+    def penalty_critic(self) -> nn.Module:
+        """The critic for gradient penalties: the eager module under a `torch.compile` wrapper (same
+        parameters), because compiled graphs (aot_autograd) do not support the double backward a
+        penalty on input gradients needs; loss terms keep the compiled `self.critic`."""
+        return getattr(self.critic, "_orig_mod", self.critic)
+
     # ------------------------------------------------------------------------------------ randomness
     def _draw(self, kind: str, shape: tuple[int, ...]) -> Tensor:
         trainer = self._trainer

@@ -259,6 +259,20 @@ def test_tiny_bench_report_only_rebuilds_the_same_tables(tiny_bench, tmp_path):
     assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()
 
 
+def test_tiny_bench_part_of_the_grid_still_reports_every_finished_cell(tiny_bench, tmp_path):
+    """Finishing a grid piece by piece (--variants/--datasets) must not drop the other cells from
+    the tables, and the report names the command that makes the whole of it."""
+    from gan_modules.commands import bench
+
+    argv = [*tiny_bench["argv"], "--variants", "sngan", "--runs_dir", str(tiny_bench["runs"])]
+    argv[argv.index("--out") + 1] = str(tmp_path)
+    assert bench.main(argv) == 0  # every sngan cell is finished: nothing trains
+    assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()
+    report = (tmp_path / "results.md").read_text()
+    assert "| wgan_gp | 2 |" in report and "--variants" not in report
+    assert f"--runs_dir {tiny_bench['runs']}" in report
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -281,3 +295,9 @@ def test_report_protocol_names_per_variant_values_only_where_they_differ():
     ]
     (line,) = _protocol_lines(results)
     assert "num_fake = 100" in line and "generator = generator (a) / ema (b)" in line and "dataset" not in line
+    # two datasets: one line each, so a dataset's split/extractor is never read as a variant's
+    other = {**base, "num_fake": 500, "dataset": "digits"}
+    lines = _protocol_lines([{**r, "dataset": "mnist"} for r in results] + [{"variant": "a", "dataset": "digits",
+                            "protocol": other}, {"variant": "b", "dataset": "digits", "protocol": other}])  # fmt: skip
+    assert [line.split(" (")[0] for line in lines] == ["Evaluation protocol on mnist", "Evaluation protocol on digits"]
+    assert "num_fake = 500," in lines[1] and "generator = generator." in lines[1]

@@ -42,6 +42,7 @@ def test_speed_command_reports_every_section(tmp_path):
     assert command.main([*argv, "--workloads", "toy", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     (overhead,) = report["engine_vs_plain"]
+    assert overhead["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
     # the reported per-iteration times are the medians of the repetitions (an independent statistics call)
     assert len(overhead["engine_ms_all"]) == len(overhead["plain_ms_all"]) == 2
     assert overhead["engine_ms_per_iteration"] == pytest.approx(statistics.median(overhead["engine_ms_all"]))
@@ -71,3 +72,33 @@ def test_speed_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         command.main(["--reps", "1"])
     assert "--reps=1 is invalid; allowed: an integer >= 2" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            command.main(["--device", "cuda"])
+        assert "--device=cuda is invalid here: torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_gradient_penalty_under_torch_compile_uses_the_eager_critic():
+    """Compiled graphs have no double backward, so a penalty on input gradients through a compiled
+    critic raises; the engine's penalty critic is the eager module under the wrapper, and a compiled
+    WGAN-GP critic step gives the eager step's gradients (aot_eager: the same autograd path as
+    inductor, without a C++ compiler)."""
+    from gan_modules import penalties
+    from gan_modules.variants import WGANGP
+
+    def module() -> WGANGP:
+        torch.manual_seed(0)
+        return WGANGP(generator={"arch": "mlp", "hidden": [8]}, critic={"arch": "mlp", "hidden": [8]}, data_shape=(2,))
+
+    real, fake, eps = torch.randn(6, 2), torch.randn(6, 2), torch.rand(6)
+    eager, compiled = module(), module()
+    compiled.critic = torch.compile(compiled.critic, backend="aot_eager")
+    with pytest.raises(RuntimeError, match="double backward"):
+        penalties.gradient_penalty(compiled.critic, real, fake, eps).backward()
+    assert compiled.penalty_critic is compiled.critic._orig_mod and eager.penalty_critic is eager.critic
+    for m in (eager, compiled):
+        m.zero_grad()
+        m.uniform = lambda n: eps  # the same interpolation points on both sides
+        m.critic_loss(real, fake)[0].backward()
+    for a, b in zip(eager.critic.parameters(), compiled.critic.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)

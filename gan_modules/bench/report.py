@@ -44,20 +44,28 @@ def curve_rows(grid: Grid, runs_dir: Path) -> list[dict[str, Any]]:
 
 
 def _protocol_lines(results: Sequence[dict[str, Any]]) -> list[str]:
-    """The evaluation protocol; a key whose value differs between runs lists its value per variant."""
-    protocols = [(r["variant"], r["protocol"]) for r in results if r.get("protocol")]
-    if not protocols:
-        return []
-    parts = []
-    for key in protocols[0][1]:
-        if key in ("dataset", "shape", "real_size"):
-            continue
-        per_variant = {variant: p.get(key) for variant, p in protocols}
-        if len({repr(v) for v in per_variant.values()}) == 1:
-            parts.append(f"{key} = {protocols[0][1][key]}")
-        else:
-            parts.append(f"{key} = " + " / ".join(f"{v} ({variant})" for variant, v in per_variant.items()))
-    return ["Evaluation protocol (`gan-lab evaluate` of each run's final `last.ckpt`): " + ", ".join(parts) + "."]
+    """The evaluation protocol, one line per dataset (their extractors and splits differ); a key
+    whose value differs between the variants of a dataset lists its value per variant."""
+    by_dataset: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for r in results:
+        if r.get("protocol"):
+            by_dataset.setdefault(r.get("dataset", ""), []).append((r["variant"], r["protocol"]))
+    lines = []
+    for dataset, protocols in by_dataset.items():
+        parts = []
+        for key in protocols[0][1]:
+            if key in ("dataset", "shape", "real_size"):
+                continue
+            per_variant = {variant: p.get(key) for variant, p in protocols}
+            if len({repr(v) for v in per_variant.values()}) == 1:
+                parts.append(f"{key} = {protocols[0][1][key]}")
+            else:
+                parts.append(f"{key} = " + " / ".join(f"{v} ({variant})" for variant, v in per_variant.items()))
+        where = f" on {dataset}" if len(by_dataset) > 1 else ""
+        lines.append(
+            f"Evaluation protocol{where} (`gan-lab evaluate` of each run's final `last.ckpt`): {', '.join(parts)}."
+        )
+    return lines
 
 
 def write_report(

@@ -51,6 +51,29 @@ class Workload:
     n_critic: int = 5
 
 
+class RandomImages(ImageDataModule):
+    """Random uint8 32x32 RGB images: throughput does not depend on pixel values, and needs no download."""
+
+    name = "random32"
+    channels = 3
+    native_size = 32
+
+    def __init__(self, size: int = 4096, batch_size: int = 64, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed)
+        self.size = size
+
+    def load_native(self) -> Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        return torch.randint(0, 256, (self.size, 3, 32, 32), generator=gen, dtype=torch.uint8)
+
+
+GPU_ARCHS = {
+    # Gulrajani et al. 2017 (DCGAN-like and ResNet CIFAR-10 models, width 128; Adam 1e-4 (0, 0.9), n_critic 5)
+    "dcgan32": ({"arch": "dcgan", "width": 64}, {"arch": "dcgan", "width": 64}),
+    "resnet32": ({"arch": "resnet", "width": 128}, {"arch": "resnet", "width": 128}),
+}
+
+
 WORKLOADS = {
     # WGAN-GP's 2D toy networks (Gulrajani et al. 2017, toy script: 3 x 512 ReLU MLPs, batch 256, 5 critic steps)
     "toy": Workload("toy", lambda b: Toy2DDataModule("ring8", batch_size=b), {"arch": "mlp"}, {"arch": "mlp"}, 2, 256),
@@ -63,7 +86,13 @@ WORKLOADS = {
         32,
         64,
     ),
+    # Gulrajani et al. 2017's CIFAR-10 ResNet WGAN-GP at batch 64 on random 32x32 images: the size a GPU
+    # run trains, so the overhead that matters there (minutes per repetition on a CPU: GPU default only)
+    "resnet32": Workload(
+        "resnet32", lambda b: RandomImages(batch_size=b), GPU_ARCHS["resnet32"][0], GPU_ARCHS["resnet32"][1], 128, 64
+    ),
 }
+CPU_DEFAULT_WORKLOADS = ("toy", "digits")
 QUICK_WORKLOADS = {
     "toy": Workload(
         "toy",
@@ -216,6 +245,7 @@ def engine_vs_plain(w: Workload, reps: int, iterations: int, device: str = "cpu"
     engine_ms, plain_ms = 1000 * median(engine_times), 1000 * median(plain_times)
     return {
         "workload": w.name,
+        "device": device,
         "batch_size": w.batch_size,
         "n_critic": w.n_critic,
         "iterations_per_rep": iterations,
@@ -279,6 +309,7 @@ def penalty_costs(w: Workload, reps: int, steps: int, device: str = "cpu") -> di
     base = median(times["wgan"])
     return {
         "workload": w.name,
+        "device": device,
         "batch_size": w.batch_size,
         "reps": reps,
         "steps_per_rep": steps,
@@ -371,29 +402,6 @@ class _Images(torch.utils.data.Dataset):
 
 
 # ---------------------------------------------------------------------------------- GPU throughput
-class RandomImages(ImageDataModule):
-    """Random uint8 32x32 RGB images: throughput does not depend on pixel values, and needs no download."""
-
-    name = "random32"
-    channels = 3
-    native_size = 32
-
-    def __init__(self, size: int = 4096, batch_size: int = 64, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
-        self.size = size
-
-    def load_native(self) -> Tensor:
-        gen = torch.Generator().manual_seed(self.seed)
-        return torch.randint(0, 256, (self.size, 3, 32, 32), generator=gen, dtype=torch.uint8)
-
-
-GPU_ARCHS = {
-    # Gulrajani et al. 2017 (DCGAN-like and ResNet CIFAR-10 models, width 128; Adam 1e-4 (0, 0.9), n_critic 5)
-    "dcgan32": ({"arch": "dcgan", "width": 64}, {"arch": "dcgan", "width": 64}),
-    "resnet32": ({"arch": "resnet", "width": 128}, {"arch": "resnet", "width": 128}),
-}
-
-
 def images_per_second(
     arch: str,
     precision: str,
@@ -404,7 +412,10 @@ def images_per_second(
     iterations: int = 20,
     warmup: int = 3,
 ) -> dict[str, Any]:
-    """Real images consumed per second by WGAN-GP training through the engine (n_critic 5)."""
+    """Real images consumed per second by WGAN-GP training through the engine (n_critic 5).
+
+    `compile` compiles generator and critic; the gradient penalty differentiates the eager critic
+    (`AdversarialModule.penalty_critic`: compiled graphs have no double backward)."""
     generator, critic = GPU_ARCHS[arch]
     dm = RandomImages(batch_size=batch_size)
     out: dict[str, Any] = {"arch": arch, "precision": precision, "compile": compile, "channels_last": channels_last}
@@ -414,6 +425,7 @@ def images_per_second(
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
         if compile:
+            torch._dynamo.reset()  # fresh recompile budget per row: every row's nets share forward code objects
             module.generator = torch.compile(module.generator)
             module.critic = torch.compile(module.critic)
         if device == "cuda":
@@ -428,13 +440,23 @@ def images_per_second(
     return out
 
 
-def gpu_table(device: str = "cuda", iterations: int = 20, batch_size: int = 64) -> list[dict[str, Any]]:
+def gpu_table(
+    device: str = "cuda",
+    iterations: int = 20,
+    batch_size: int = 64,
+    on_row: Callable[[dict[str, Any]], None] = lambda row: None,
+    archs: tuple[str, ...] = tuple(GPU_ARCHS),
+    compile_modes: tuple[bool, ...] = (False, True),
+) -> list[dict[str, Any]]:
+    """Every arch x precision x layout, eager rows first (compiling is slow: if time runs out, the
+    eager table is complete); `on_row` sees each row as soon as it is measured."""
     rows = []
-    for arch in GPU_ARCHS:
-        for precision in ("32-true", "bf16-mixed"):
-            for compile_ in (False, True):
+    for compile_ in compile_modes:
+        for arch in archs:
+            for precision in ("32-true", "bf16-mixed"):
                 for channels_last in (False, True):
                     rows.append(
                         images_per_second(arch, precision, compile_, channels_last, device, batch_size, iterations)
                     )
+                    on_row(rows[-1])
     return rows

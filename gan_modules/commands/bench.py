@@ -23,6 +23,21 @@ def _names(value: str | None, known: list[str], flag: str) -> list[str] | None:
     return names
 
 
+def _whole_grid_argv(argv: list[str]) -> list[str]:
+    """`argv` without the flags that pick part of the grid: the command that makes the whole report
+    (finished runs are skipped, so it also completes a grid that was run piece by piece)."""
+    kept, skip = [], False
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif name in ("--variants", "--datasets"):
+            skip = "=" not in arg
+        elif name not in ("--report_only", "--retry_failed"):
+            kept.append(arg)
+    return kept
+
+
 def main(argv: list[str]) -> int:
     from gan_modules.bench.grid import load_grid, parse_seeds
     from gan_modules.bench.report import write_report
@@ -55,21 +70,23 @@ def main(argv: list[str]) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
         return 2
+    selected = grid
     if keep_v:
-        grid = replace(grid, variants=[v for v in grid.variants if v.name in keep_v])
+        selected = replace(selected, variants=[v for v in selected.variants if v.name in keep_v])
     if keep_d:
-        grid = replace(grid, datasets=[d for d in grid.datasets if d.name in keep_d])
+        selected = replace(selected, datasets=[d for d in selected.datasets if d.name in keep_d])
     out = Path(args.out or Path("runs") / "bench" / grid.name)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
-    if args.report_only:
-        results = [r for r in (load_result(run, runs_dir) for run in grid.runs()) if r is not None]
-        if not results:
-            print(f"gan-lab {NAME}: error: no finished runs under --runs_dir={str(runs_dir)!r}", file=sys.stderr)
-            return 2
-    else:
-        results = run_grid(grid, runs_dir, args.threads, args.retry_failed)
+    if not args.report_only:
+        run_grid(selected, runs_dir, args.threads, args.retry_failed)
+    # the report covers every finished run of the whole grid, so finishing a grid piece by piece
+    # (--variants/--datasets) never drops the cells an earlier invocation made
+    results = [r for r in (load_result(run, runs_dir) for run in grid.runs()) if r is not None]
+    if not results:
+        print(f"gan-lab {NAME}: error: no finished runs under --runs_dir={str(runs_dir)!r}", file=sys.stderr)
+        return 2
     env = f"OMP_NUM_THREADS={args.threads} " if args.threads else ""
-    command = env + "gan-lab bench " + " ".join(shlex.quote(a) for a in argv)
+    command = env + "gan-lab bench " + " ".join(shlex.quote(a) for a in _whole_grid_argv(argv))
     report = write_report(grid, results, runs_dir, out, command, args.threads)
     print(report.read_text())
     print(f"gan-lab {NAME}: wrote {report} (+ summary.csv, runs.csv) from {len(results)} runs")

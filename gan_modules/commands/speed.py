@@ -15,11 +15,18 @@ NAME = "speed"
 HELP = "measure engine overhead vs a plain PyTorch loop, penalty costs, metric throughput, memory, GPU images/s"
 
 
+def _gpu_row_line(row: dict[str, Any]) -> str:
+    what = f"{row['arch']} {row['precision']} compile={row['compile']} channels_last={row['channels_last']}"
+    value = f"{row['images_per_s']:.0f} images/s" if "images_per_s" in row else row["error"]
+    return f"  GPU {what}: {value}"
+
+
 def _print_report(report: dict[str, Any]) -> None:
     print(f"gan-lab speed on {report['machine']}")
     for row in report["engine_vs_plain"]:
         print(
-            f"  engine vs plain [{row['workload']}, batch {row['batch_size']}, n_critic {row['n_critic']}]: "
+            f"  engine vs plain [{row['workload']} on {row['device']}, batch {row['batch_size']}, "
+            f"n_critic {row['n_critic']}]: "
             f"{row['engine_ms_per_iteration']:.2f} vs {row['plain_ms_per_iteration']:.2f} ms per generator "
             f"iteration -> overhead {row['overhead_pct']:+.1f}% (median of {row['reps']})"
         )
@@ -28,7 +35,7 @@ def _print_report(report: dict[str, Any]) -> None:
             f"{n} {row['ms_per_critic_step'][n]:.2f} ms ({row['relative_to_wgan'][n]:.2f}x)"
             for n in row["ms_per_critic_step"]
         )
-        print(f"  critic step [{row['workload']}, batch {row['batch_size']}]: {costs}")
+        print(f"  critic step [{row['workload']} on {row['device']}, batch {row['batch_size']}]: {costs}")
     metric = report.get("metric_throughput")
     if metric:
         if "error" in metric:
@@ -45,16 +52,18 @@ def _print_report(report: dict[str, Any]) -> None:
     if isinstance(gpu, str):
         print(f"  GPU: {gpu}")
     else:
+        print(f"  GPU: {report['gpu_device']}")
         for row in gpu:
-            what = f"{row['arch']} {row['precision']} compile={row['compile']} channels_last={row['channels_last']}"
-            value = f"{row['images_per_s']:.0f} images/s" if "images_per_s" in row else row["error"]
-            print(f"  GPU {what}: {value}")
+            print(_gpu_row_line(row))
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--json", default=None, help="also write the numbers here")
-    parser.add_argument("--workloads", default="toy,digits", help="engine/penalty workloads: toy, digits")
+    parser.add_argument(
+        "--workloads", default=None, help="engine/penalty workloads: toy, digits, resnet32 (default: all on CUDA, "
+        "toy,digits on CPU)",
+    )  # fmt: skip
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions (medians are reported)")
     parser.add_argument("--iterations", type=int, default=20, help="generator iterations per repetition")
     parser.add_argument("--critic_steps", type=int, default=20, help="critic steps per repetition (penalty costs)")
@@ -62,6 +71,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--extractor", default="digits-classifier", help="extractor for the metric throughput")
     parser.add_argument("--weights_path", default=None, help="extractor weights (default: its cache path)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"],
+        help="device of the engine-vs-plain and penalty measurements (auto: cuda when available)",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = parser.parse_args(argv)
     for flag in ("reps", "iterations", "critic_steps"):
@@ -81,17 +94,30 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     table = speed.QUICK_WORKLOADS if args.quick else speed.WORKLOADS
-    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device=cuda is invalid here: torch sees no CUDA device; allowed: auto, cpu")
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    default = list(table) if device == "cuda" or args.quick else list(speed.CPU_DEFAULT_WORKLOADS)
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()] if args.workloads else default
     for name in names:
         if name not in table:
             parser.error(f"--workloads={name!r} is unknown; allowed: {', '.join(table)}")
+
+    def save() -> None:  # after every section: a run cut short still leaves what it measured
+        if args.json:
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2))
+
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s)",
-        "engine_vs_plain": [speed.engine_vs_plain(table[n], args.reps, args.iterations) for n in names],
-        "penalty_costs": [speed.penalty_costs(table[n], args.reps, args.critic_steps) for n in names],
+        "engine_vs_plain": [speed.engine_vs_plain(table[n], args.reps, args.iterations, device) for n in names],
     }
+    save()
+    report["penalty_costs"] = [speed.penalty_costs(table[n], args.reps, args.critic_steps, device) for n in names]
     report["peak_rss_mb_after_training"] = speed.peak_rss_mb()
+    save()
     if args.metric_samples:
         from gan_modules.metrics.extractors import MissingWeightsError
 
@@ -103,17 +129,24 @@ def main(argv: list[str]) -> int:
         except MissingWeightsError as err:
             report["metric_throughput"] = {"error": str(err).splitlines()[0]}
     report["peak_rss_mb"] = speed.peak_rss_mb()
+    save()
     if torch.cuda.is_available():
         report["gpu_device"] = torch.cuda.get_device_name()
-        report["gpu"] = speed.gpu_table("cuda", iterations=args.iterations)
+        report["gpu"] = []
+
+        def on_row(row: dict[str, Any]) -> None:
+            report["gpu"].append(row)
+            print(_gpu_row_line(row), flush=True)  # compiled rows take minutes: show progress
+            save()
+
+        sizes = {"archs": ("dcgan32",), "compile_modes": (False,)} if args.quick else {}
+        speed.gpu_table("cuda", iterations=args.iterations, on_row=on_row, **sizes)
     else:
         report["gpu"] = "skipped: no CUDA device"
     _print_report(report)
+    save()
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-        print(f"gan-lab {NAME}: wrote {out}")
+        print(f"gan-lab {NAME}: wrote {args.json}")
     return 0
 
 

@@ -59,7 +59,7 @@ class WGANGP(AdversarialModule):
 
     def wasserstein_terms(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         loss = losses.wasserstein_critic_loss(self.critic(real), self.critic(fake))
-        gp = penalties.gradient_penalty(self.critic, real, fake, self.uniform(len(real)), self.one_sided)
+        gp = penalties.gradient_penalty(self.penalty_critic, real, fake, self.uniform(len(real)), self.one_sided)
         return loss + self.gp_weight * gp, {
             "train/wasserstein_estimate": -loss.detach(),
             "train/gradient_penalty": gp.detach(),
@@ -127,7 +127,7 @@ class DRAGAN(AdversarialModule):
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         loss = losses.minimax_critic_loss(self.critic(real), self.critic(fake))
-        pen = penalties.dragan_penalty(self.critic, real, self.uniform(*real.shape), self.uniform(len(real)))
+        pen = penalties.dragan_penalty(self.penalty_critic, real, self.uniform(*real.shape), self.uniform(len(real)))
         return loss + self.penalty_weight * pen, {"train/dragan_penalty": pen.detach()}
 
     def generator_loss(self, fake: Tensor, real: Tensor) -> tuple[Tensor, Logs]:
