@@ -301,3 +301,15 @@ def test_report_protocol_names_per_variant_values_only_where_they_differ():
                             "protocol": other}, {"variant": "b", "dataset": "digits", "protocol": other}])  # fmt: skip
     assert [line.split(" (")[0] for line in lines] == ["Evaluation protocol on mnist", "Evaluation protocol on digits"]
     assert "num_fake = 500," in lines[1] and "generator = generator." in lines[1]
+
+
+def test_report_seeds_line_says_when_cells_have_fewer_finished_runs():
+    from types import SimpleNamespace
+
+    from gan_modules.bench.report import _seeds_line
+
+    grid = SimpleNamespace(seeds=[0, 1, 2])
+    full = [{"variant": v, "dataset": "ring8", "seed": s} for v in ("a", "b") for s in (0, 1, 2)]
+    assert _seeds_line(grid, full) == "[0, 1, 2]"
+    partial = [r for r in full if not (r["variant"] == "b" and r["seed"] == 2)]
+    assert _seeds_line(grid, partial).startswith("[0, 1, 2] in the grid, not all finished")

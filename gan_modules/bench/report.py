@@ -68,6 +68,16 @@ def _protocol_lines(results: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _seeds_line(grid: Grid, results: Sequence[dict[str, Any]]) -> str:
+    """The grid's seeds, or, while some cells have fewer finished runs, that the seeds column counts."""
+    per_cell: dict[tuple[str, str], set[int]] = {}
+    for r in results:
+        per_cell.setdefault((r["variant"], r["dataset"]), set()).add(int(r["seed"]))
+    if all(seeds == set(grid.seeds) for seeds in per_cell.values()):
+        return str(grid.seeds)
+    return f"{grid.seeds} in the grid, not all finished in every cell (the seeds column counts each cell's runs)"
+
+
 def write_report(
     grid: Grid, results: Sequence[dict[str, Any]], runs_dir: Path, out: Path, command: str, threads: int | None
 ) -> Path:
@@ -101,7 +111,8 @@ def write_report(
         "",
         f"- generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
         f"({os.cpu_count()} CPU cores, torch {torch.__version__}, {threads or 'default'} thread(s) per run)",
-        f"- seeds {grid.seeds}: a seed sets `seed_everything`, `model.init_args.seed` and `data.init_args.seed`",
+        f"- seeds {_seeds_line(grid, results)}: a seed sets `seed_everything`, `model.init_args.seed` and "
+        "`data.init_args.seed`",
         "- each cell is mean ± sample std (ddof 1) over seeds of the *final* model (Lucic et al. 2018), "
         "failed runs are counted, never averaged",
         *[f"- {line}" for line in _protocol_lines(results)],
