@@ -313,3 +313,20 @@ def test_report_seeds_line_says_when_cells_have_fewer_finished_runs():
     assert _seeds_line(grid, full) == "[0, 1, 2]"
     partial = [r for r in full if not (r["variant"] == "b" and r["seed"] == 2)]
     assert _seeds_line(grid, partial).startswith("[0, 1, 2] in the grid, not all finished")
+
+
+def test_tiny_bench_curves_leave_out_runs_without_a_result(tiny_bench, tmp_path):
+    """A run still training (history written, no result.json yet) is in neither the tables nor the curves."""
+    import shutil
+
+    from gan_modules.commands import bench
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_bench["runs"], runs)
+    (runs / "wgan_gp" / "ring8" / "seed1" / "result.json").unlink()
+    argv = [*tiny_bench["argv"], "--report_only", "--runs_dir", str(runs)]
+    argv[argv.index("--out") + 1] = str(tmp_path / "out")
+    assert bench.main(argv) == 0
+    before = {(c["variant"], c["seed"]) for c in _csv(tiny_bench["out"] / "curves.csv")}
+    after = {(c["variant"], c["seed"]) for c in _csv(tmp_path / "out" / "curves.csv")}
+    assert before - after == {("wgan_gp", "1")} and ("wgan_gp", "0") in after

@@ -35,9 +35,14 @@ def table_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [m for m in METRIC_FORMAT if m in present]
 
 
-def curve_rows(grid: Grid, runs_dir: Path) -> list[dict[str, Any]]:
+def curve_rows(grid: Grid, runs_dir: Path, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Metric histories of the finished, successful runs: the runs the tables average (a run still
+    training, or failed, would bend the seed bands)."""
+    ok = {(r["variant"], r["dataset"], int(r["seed"])) for r in results if r["status"] == "ok"}
     rows = []
     for run in grid.runs():
+        if (run.variant.name, run.dataset.name, run.seed) not in ok:
+            continue
         for entry in read_history(run.folder(runs_dir)):
             rows.append({"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed, **entry})
     return rows
@@ -90,7 +95,7 @@ def write_report(
     summaries = summarize(rows, metrics)
     write_csv(out / "runs.csv", rows, [*RUN_COLUMNS, *metrics, "fit_cpu_s", "fit_wall_s", "resumed"])
     write_csv(out / "summary.csv", summary_rows(summaries))
-    curves = curve_rows(grid, runs_dir)
+    curves = curve_rows(grid, runs_dir, results)
     figures = []
     if curves:
         write_csv(out / "curves.csv", curves)
