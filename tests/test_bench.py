@@ -290,14 +290,14 @@ def test_report_protocol_names_per_variant_values_only_where_they_differ():
 
     base = {"kind": "image", "num_fake": 100, "generator": "generator", "dataset": "mnist"}
     results = [
-        {"variant": "a", "protocol": base},
-        {"variant": "b", "protocol": {**base, "generator": "ema"}},
+        {"variant": "a", "dataset": "mnist", "protocol": base},
+        {"variant": "b", "dataset": "mnist", "protocol": {**base, "generator": "ema"}},
     ]
     (line,) = _protocol_lines(results)
     assert "num_fake = 100" in line and "generator = generator (a) / ema (b)" in line and "dataset" not in line
     # two datasets: one line each, so a dataset's split/extractor is never read as a variant's
     other = {**base, "num_fake": 500, "dataset": "digits"}
-    lines = _protocol_lines([{**r, "dataset": "mnist"} for r in results] + [{"variant": "a", "dataset": "digits",
+    lines = _protocol_lines([*results, {"variant": "a", "dataset": "digits",
                             "protocol": other}, {"variant": "b", "dataset": "digits", "protocol": other}])  # fmt: skip
     assert [line.split(" (")[0] for line in lines] == ["Evaluation protocol on mnist", "Evaluation protocol on digits"]
     assert "num_fake = 500," in lines[1] and "generator = generator." in lines[1]

@@ -59,11 +59,21 @@ def test_speed_command_reports_every_section(tmp_path):
         assert report["gpu"] == "skipped: no CUDA device"
 
 
-def test_gpu_throughput_path_runs_on_cpu_with_bf16_and_channels_last():
-    """The GPU table's code path (engine, bf16 autocast, channels_last), run on CPU at a tiny size."""
-    row = speed.images_per_second("dcgan32", "bf16-mixed", False, True, "cpu", batch_size=4, iterations=2, warmup=1)
-    assert "error" not in row, row
-    assert row["images_per_s"] > 0  # a smoke test of the GPU path; its numbers only mean something on a GPU
+def test_gpu_table_measures_eager_rows_first_and_hands_each_row_over_as_measured():
+    """The GPU table's code path (engine, bf16 autocast, channels_last), run on CPU at a tiny size: every
+    precision x layout in the documented order, each row passed to `on_row` the moment it exists (what
+    `gan-lab speed` saves, so a run cut short keeps its rows), eager rows before compiled ones."""
+    seen: list[dict] = []
+    rows = speed.gpu_table("cpu", iterations=2, batch_size=2, on_row=seen.append, archs=("dcgan32",),
+                           compile_modes=(False,))  # fmt: skip
+    assert seen == rows
+    assert [(r["precision"], r["channels_last"]) for r in rows] == [
+        ("32-true", False), ("32-true", True), ("bf16-mixed", False), ("bf16-mixed", True)
+    ]  # fmt: skip
+    assert all("error" not in r and not r["compile"] for r in rows), rows
+    # images/s counts real images: batch x n_critic (WGAN-GP's 5) per generator iteration
+    for r in rows:
+        assert r["images_per_s"] == pytest.approx(2 * 5 * 1000 / r["ms_per_generator_iteration"])
 
 
 def test_speed_rejects_bad_arguments(capsys):

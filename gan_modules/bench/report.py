@@ -54,7 +54,7 @@ def _protocol_lines(results: Sequence[dict[str, Any]]) -> list[str]:
     by_dataset: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for r in results:
         if r.get("protocol"):
-            by_dataset.setdefault(r.get("dataset", ""), []).append((r["variant"], r["protocol"]))
+            by_dataset.setdefault(r["dataset"], []).append((r["variant"], r["protocol"]))
     lines = []
     for dataset, protocols in by_dataset.items():
         parts = []
