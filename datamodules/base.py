@@ -73,11 +73,24 @@ class GANDataModule(L.LightningDataModule):
         module = trainer.lightning_module if trainer is not None else None
         return int(getattr(module, "real_batches_consumed", 0))
 
+    def _batches_per_step(self) -> int:
+        """Real batches the model consumes per training step (the engine: one per critic step)."""
+        trainer = self.trainer
+        module = trainer.lightning_module if trainer is not None else None
+        return int(getattr(module, "real_batches_per_step", 1))
+
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         stream = GlobalBatchStream(
-            self.stored, self.batch_size, self.seed, rank, world, self._stream_start(), self.decode
+            self.stored,
+            self.batch_size,
+            self.seed,
+            rank,
+            world,
+            self._stream_start(),
+            self.decode,
+            self._batches_per_step(),
         )
         return DataLoader(stream, batch_size=None, num_workers=0)
 

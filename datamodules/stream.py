@@ -6,6 +6,11 @@ B/N sees exactly the same global batches as one process with batch B, and (3) a 
 checkpoint continues the very same data order. Lightning's samplers give none of these for free
 (`DistributedSampler` interleaves indices; a mid-epoch resume restarts the epoch's iterator), so the
 stream is defined by one integer, the number of global batches already consumed.
+
+A model that takes several critic steps per generator iteration asks for that many consecutive
+batches per item (`batches_per_step`): the batches are the same, but Lightning's per-batch loop
+(DataLoader fetch, hooks, progress; about 1 ms on a CPU) then runs once per generator iteration
+instead of once per critic step.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ class GlobalBatchStream(IterableDataset):
 
     Global batch k is taken from a permutation of the dataset that is re-drawn (from `seed` and
     the pass number) every time the data is exhausted; the incomplete tail of a pass is dropped.
-    Rank r receives rows [r*B_local, (r+1)*B_local) of each global batch.
+    Rank r receives rows [r*B_local, (r+1)*B_local) of each global batch. With `batches_per_step`
+    n > 1, each item holds n consecutive batches stacked on a new leading dimension, shape
+    (n, B_local, ...), gathered in one indexing operation.
     """
 
     def __init__(
@@ -33,8 +40,11 @@ class GlobalBatchStream(IterableDataset):
         world_size: int = 1,
         start: int = 0,
         decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        batches_per_step: int = 1,
     ) -> None:
         super().__init__()
+        if batches_per_step < 1:
+            raise ValueError(f"batches_per_step={batches_per_step} is invalid; allowed: an integer >= 1")
         if global_batch_size % world_size:
             raise ValueError(
                 f"batch_size={global_batch_size} is not divisible by the {world_size} ranks; "
@@ -50,6 +60,7 @@ class GlobalBatchStream(IterableDataset):
         self.world_size = world_size
         self.start = start
         self.decode = decode or (lambda batch: batch)
+        self.batches_per_step = batches_per_step
         self.batches_per_pass = len(data) // global_batch_size
         self._perm_pass = -1
         self._perm = torch.empty(0, dtype=torch.long)
@@ -64,16 +75,28 @@ class GlobalBatchStream(IterableDataset):
         perm = self._perm
         return perm[offset * self.global_batch_size : (offset + 1) * self.global_batch_size]
 
-    def local_batch(self, k: int) -> torch.Tensor:
-        idx = self.global_indices(k)
+    def local_indices(self, k: int) -> torch.Tensor:
         lo = self.rank * self.local_batch_size
-        return self.decode(self.data[idx[lo : lo + self.local_batch_size]])
+        return self.global_indices(k)[lo : lo + self.local_batch_size]
+
+    def local_batch(self, k: int) -> torch.Tensor:
+        return self.decode(self.data[self.local_indices(k)])
+
+    def local_batches(self, k: int) -> torch.Tensor:
+        """This rank's slices of global batches k .. k + batches_per_step - 1, stacked."""
+        n = self.batches_per_step
+        if n == 1:
+            return self.local_batch(k)
+        idx = torch.cat([self.local_indices(j) for j in range(k, k + n)])
+        rows = self.decode(self.data[idx])
+        return rows.view(n, self.local_batch_size, *rows.shape[1:])
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        # DataLoader reads workers round-robin, so worker w serving k = w (mod W) keeps the order.
-        k = self.start + worker
+        # DataLoader reads workers round-robin, so worker w serving item i = w (mod W) keeps the order.
+        n = self.batches_per_step
+        k = self.start + worker * n
         while True:
-            yield self.local_batch(k)
-            k += num_workers
+            yield self.local_batches(k)
+            k += num_workers * n

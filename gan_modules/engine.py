@@ -1,7 +1,9 @@
 """The adversarial LightningModule: schedules, optimisers and bookkeeping; no paper's loss.
 
-One `training_step` consumes one real batch and takes one critic step; after every `n_critic`
-critic steps it takes one generator step. Only generator steps advance `global_step`, so
+Every critic step consumes one fresh real batch; after every `n_critic` critic steps comes one
+generator step. The datamodule hands over the `n_critic` real batches of a generator iteration as
+one Lightning batch (`real_batches_per_step`), so Lightning's per-batch loop runs once per
+generator iteration, as a plain loop's would. Only generator steps advance `global_step`, so
 `--trainer.max_steps N` means N generator iterations (the unit papers report), and checkpoints,
 logs and the progress bar count the same thing. Variants subclass this and implement
 `critic_loss` and `generator_loss` by composing `gan_modules.losses` and `gan_modules.penalties`.
@@ -174,8 +176,27 @@ class AdversarialModule(L.LightningModule):
             return WARMUP_CRITIC_STEPS
         return self.n_critic
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+    @property
+    def real_batches_per_step(self) -> int:
+        """Real batches the datamodule stacks into one Lightning batch: one per critic step of a
+        generator iteration (during WGAN's warm-up a generator iteration spans several of them)."""
+        return self.n_critic
+
+    def real_batches(self, batch: Tensor | list[Tensor] | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The real batches in one Lightning batch: a stack of them (shape (n, B, *data_shape), from
+        `GlobalBatchStream`) or a single one (any other loader; a (data, label) pair keeps the data)."""
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return real.unbind(0) if real.dim() == len(self.data_shape) + 2 else (real,)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        max_steps = self.trainer.max_steps
+        for real in self.real_batches(batch):
+            if 0 < max_steps <= self.global_step:
+                break  # a warm-up iteration ended mid-batch on the last generator iteration
+            self.train_on_real_batch(real)
+
+    def train_on_real_batch(self, real: Tensor) -> None:
+        """One critic step on `real`, and the generator step when it completes an iteration."""
         g_opt = self.optimizers()[1]
         fake = self.generator(self.noise(len(real))).detach()
         d_loss, d_logs = self.critic_loss(real, fake)
@@ -261,8 +282,9 @@ class AdversarialModule(L.LightningModule):
     def log_metrics(self, metrics: dict[str, Tensor | float], prog_bar: bool = True) -> None:
         """Log at step = generator iterations, every `trainer.log_every_n_steps` of them.
 
-        Lightning's own logger step counts batches (here: critic steps), so the loggers are
-        written directly; `self.log` still feeds the progress bar and checkpoint monitors.
+        Lightning's own logger step counts batches, which are not generator iterations during WGAN's
+        warm-up or EBGAN's pretraining, so the loggers are written directly; `self.log` still feeds
+        the progress bar and checkpoint monitors.
         """
         if self.global_step % max(self.trainer.log_every_n_steps, 1):
             return  # skipping off-schedule steps entirely: `log_dict` costs ~30% of a toy step

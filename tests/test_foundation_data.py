@@ -43,6 +43,19 @@ def test_resumed_stream_continues_the_same_sequence():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("world", [1, 2])
+def test_stacked_items_are_the_consecutive_single_batches(world):
+    data = torch.arange(100).float().unsqueeze(1)
+    single = _take(GlobalBatchStream(data, 8, seed=3), 40)  # crosses passes mid-item (12 batches per pass)
+    for rank in range(world):
+        items = _take(GlobalBatchStream(data, 8, seed=3, rank=rank, world_size=world, start=2, batches_per_step=3), 12)
+        for i, item in enumerate(items):
+            assert item.shape == (3, 8 // world, 1)
+            for j in range(3):
+                expected = single[2 + 3 * i + j].view(world, 8 // world, 1)[rank]
+                assert torch.equal(item[j], expected)
+
+
 def test_batch_not_divisible_by_ranks_is_a_clear_error():
     with pytest.raises(ValueError, match=r"batch_size=10 is not divisible by the 3 ranks"):
         GlobalBatchStream(torch.zeros(20, 2), 10, seed=0, rank=0, world_size=3)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from datamodules import Toy2DDataModule
+from datamodules.stream import GlobalBatchStream
 from gan_modules import NSGAN, WGANGP
 from gan_modules.draws import GlobalDraws
 from gan_modules.nets import build_critic, build_generator
@@ -58,11 +59,39 @@ def test_max_steps_counts_generator_iterations_and_n_critic_critic_steps(n_criti
     assert module.real_batches_consumed == n_critic * steps
 
 
-def test_wgan_warmup_uses_100_critic_steps_early_on():
+class BatchCounter(L.Callback):
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def on_train_batch_end(self, *_):
+        self.batches += 1
+
+
+@pytest.mark.parametrize("n_critic", [1, 3])
+def test_critic_steps_take_the_streams_batches_in_order_one_lightning_batch_per_iteration(n_critic, monkeypatch):
+    module = WGANGP(n_critic=n_critic, data_shape=(2,), **TINY)
+    seen = []
+    critic_loss = module.critic_loss
+    monkeypatch.setattr(
+        module, "critic_loss", lambda real, fake: (seen.append(real.clone()), critic_loss(real, fake))[1]
+    )
+    batches = BatchCounter()
+    _fit(module, 4, [batches])
+    dm = Toy2DDataModule("ring8", size=512, batch_size=16)
+    stream = iter(GlobalBatchStream(dm.load(), 16, dm.seed))
+    assert len(seen) == 4 * n_critic
+    for real in seen:
+        assert torch.equal(real, next(stream))
+    assert batches.batches == 4  # Lightning's per-batch loop runs once per generator iteration
+
+
+@pytest.mark.parametrize("n_critic", [5, 3])
+def test_wgan_warmup_uses_100_critic_steps_early_on(n_critic):
     counter = StepCounter()
-    module = WGANGP(n_critic=5, wgan_warmup=True, data_shape=(2,), **TINY)
+    module = WGANGP(n_critic=n_critic, wgan_warmup=True, data_shape=(2,), **TINY)
     _fit(module, 2, [counter])
     assert counter.counts == {"critic": 200, "generator": 2}  # iterations 0 and 1 are < 25
+    assert module.real_batches_consumed == 200  # with n_critic 3 the last stacked batch is left unused
 
 
 def test_linear_decay_reaches_zero_at_max_steps():

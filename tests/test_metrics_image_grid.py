@@ -46,17 +46,17 @@ def test_grid_png_reaches_files_tensorboard_csv_folder_and_wandb_offline_run(tmp
     # 16 samples: 4x4 grid of 8 px images with 2 px padding, upscaled x2
     assert grid.shape[:2] == (2 * (4 * 8 + 5 * 2), 2 * (4 * 8 + 5 * 2))
     assert (samples / "latest.png").read_bytes() == (samples / "step_0000002.png").read_bytes()
-    assert (samples / "step_0000001.png").is_file()
+    assert (samples / "step_0000000.png").is_file() and (samples / "step_0000001.png").is_file()
 
     csv_pngs = sorted(p.name for p in (Path(trainer.loggers[0].log_dir) / "samples").glob("*.png"))
-    assert csv_pngs == ["step_0000001.png", "step_0000002.png"]
+    assert csv_pngs == ["step_0000000.png", "step_0000001.png", "step_0000002.png"]  # step 0: untrained
 
     events = EventAccumulator(trainer.loggers[1].log_dir, size_guidance={IMAGES: 0}).Reload()
     images = events.Images("samples")
-    assert [e.step for e in images] == [1, 2] and images[-1].width == grid.shape[1]
+    assert [e.step for e in images] == [0, 1, 2] and images[-1].width == grid.shape[1]
 
     wandb_pngs = list((tmp_path / "wandb").glob("offline-run-*/files/media/images/samples_*.png"))
-    assert len(wandb_pngs) == 2
+    assert len(wandb_pngs) == 3
 
 
 def test_saved_grid_matches_the_samples_pixel_for_pixel(tmp_path):

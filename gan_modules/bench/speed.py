@@ -4,7 +4,7 @@ Every comparison runs both sides in one process on the same machine, interleaved
 that load from other processes hits both alike, and reports medians over repetitions:
 
 - engine overhead: time per generator iteration of `AdversarialModule` under a Lightning `Trainer`
-  vs `plain_wgan_gp_loop`, plain PyTorch with the same networks, optimisers, batches, noise and
+  vs `PlainWGANGP`, plain PyTorch with the same networks, optimisers, batches, noise and
   n_critic (it reproduces the engine's parameters exactly, which tests check);
 - penalty cost: time per critic step of WGAN-GP, DRAGAN and WGAN-CT relative to WGAN (clipping);
 - metric throughput: the metrics callback's evaluator vs `torch_fidelity.calculate_metrics` on the
@@ -173,8 +173,8 @@ class PlainWGANGP:
 
     def iteration(self) -> None:
         """n_critic critic steps, each on a fresh real batch, then one generator step."""
-        for _ in range(self.n_critic):
-            real = next(self.batches).to(self.device)
+        reals = next(self.batches).to(self.device)  # the iteration's real batches, fetched together
+        for real in reals.unbind(0) if self.n_critic > 1 else (reals,):
             fake = self.generator(self._draw("normal", len(real), self.z_dim)).detach()
             loss = wgan_gp_critic_loss(self.critic, real, fake, self._draw("uniform", len(real)), self.gp_weight)
             self.opt_d.zero_grad(set_to_none=True)
@@ -212,7 +212,7 @@ def wgan_gp_module(w: Workload, dm: GANDataModule, seed: int = 0) -> WGANGP:
 
 def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainWGANGP:
     """The plain loop on copies of `module`'s current networks, its data stream and its noise seed."""
-    stream = GlobalBatchStream(dm.stored, dm.batch_size, dm.seed, decode=dm.decode)
+    stream = GlobalBatchStream(dm.stored, dm.batch_size, dm.seed, decode=dm.decode, batches_per_step=module.n_critic)
     hp = module.hparams
     return PlainWGANGP(
         copy.deepcopy(module.generator).to(device),

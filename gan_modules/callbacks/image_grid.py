@@ -64,7 +64,8 @@ def save_scatter(
 
 
 class ImageGrid(L.Callback):
-    """Every `every_n_steps` generator iterations (and at the end), draw the fixed-noise samples.
+    """Draw the fixed-noise samples at the start, every `every_n_steps` generator iterations and at
+    the end.
 
     Files go to `<default_root_dir>/samples/step_XXXXXXX.png` and `latest.png`; W&B and
     TensorBoard loggers also receive the image, a CSV logger a copy in `<log_dir>/samples/`.
@@ -79,8 +80,10 @@ class ImageGrid(L.Callback):
         self.last_path: Path | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # a resumed run already drew the grid of the step it resumes at; do not overwrite it
-        self._last_step = trainer.global_step if trainer.global_step > 0 else -1
+        if trainer.global_step == 0:
+            self.draw(trainer, pl_module)  # the untrained generator, for reading later grids against
+        else:  # a resumed run already drew the grid of the step it resumes at; do not overwrite it
+            self._last_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
         step = trainer.global_step

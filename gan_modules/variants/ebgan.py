@@ -40,13 +40,12 @@ class EBGAN(AdversarialModule):
         self.margin, self.pt_weight, self.pretrain_steps = margin, pt_weight, pretrain_steps
         self.register_buffer("pretrain_done", torch.zeros((), dtype=torch.long))
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+    def train_on_real_batch(self, real: Tensor) -> None:
         if int(self.pretrain_done) < self.pretrain_steps:
-            real = batch[0] if isinstance(batch, (list, tuple)) else batch
             self.critic_update(self.critic(real).mean())
             self.pretrain_done += 1
             return
-        super().training_step(batch, batch_idx)
+        super().train_on_real_batch(real)
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         e_real, e_fake = self.critic(real), self.critic(fake)
