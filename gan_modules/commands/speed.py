@@ -136,7 +136,8 @@ def main(argv: list[str]) -> int:
 
         def on_row(row: dict[str, Any]) -> None:
             report["gpu"].append(row)
-            print(_gpu_row_line(row), flush=True)  # compiled rows take minutes: show progress
+            # compiled rows take minutes: progress on stderr; the report (stdout) lists each row once
+            print(f"gan-lab {NAME}: measured {_gpu_row_line(row).strip()}", file=sys.stderr, flush=True)
             save()
 
         sizes = {"archs": ("dcgan32",), "compile_modes": (False,)} if args.quick else {}
