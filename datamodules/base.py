@@ -74,7 +74,7 @@ class GANDataModule(L.LightningDataModule):
         return int(getattr(module, "real_batches_consumed", 0))
 
     def _batches_per_step(self) -> int:
-        """Real batches the model consumes per training step (the engine: one per critic step)."""
+        """Real batches the model consumes per training step (the engine: n_critic, one per critic step)."""
         trainer = self.trainer
         module = trainer.lightning_module if trainer is not None else None
         return int(getattr(module, "real_batches_per_step", 1))
