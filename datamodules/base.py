@@ -67,17 +67,10 @@ class GANDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self.stored  # noqa: B018  -- load once, early, so missing files fail before training starts
 
-    def _stream_start(self) -> int:
-        """Global batches already consumed by the model being resumed (0 for a fresh run)."""
-        trainer = self.trainer
-        module = trainer.lightning_module if trainer is not None else None
-        return int(getattr(module, "real_batches_consumed", 0))
-
-    def _batches_per_step(self) -> int:
-        """Real batches the model consumes per training step (the engine: n_critic, one per critic step)."""
-        trainer = self.trainer
-        module = trainer.lightning_module if trainer is not None else None
-        return int(getattr(module, "real_batches_per_step", 1))
+    def _from_model(self, name: str, default: int) -> int:
+        """What the model being trained says about the data stream (any model: `default`)."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return int(getattr(module, name, default))
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -88,9 +81,9 @@ class GANDataModule(L.LightningDataModule):
             self.seed,
             rank,
             world,
-            self._stream_start(),
+            self._from_model("real_batches_consumed", 0),  # a resumed run continues its data order
             self.decode,
-            self._batches_per_step(),
+            self._from_model("real_batches_per_step", 1),  # the engine: n_critic, one per critic step
         )
         return DataLoader(stream, batch_size=None, num_workers=0)
 

@@ -303,16 +303,22 @@ def test_report_protocol_names_per_variant_values_only_where_they_differ():
     assert "num_fake = 500," in lines[1] and "generator = generator." in lines[1]
 
 
-def test_report_seeds_line_says_when_cells_have_fewer_finished_runs():
-    from types import SimpleNamespace
-
+def test_report_seeds_line_says_when_cells_have_fewer_finished_runs(tmp_path):
     from gan_modules.bench.report import _seeds_line
 
-    grid = SimpleNamespace(seeds=[0, 1, 2])
-    full = [{"variant": v, "dataset": "ring8", "seed": s} for v in ("a", "b") for s in (0, 1, 2)]
+    (tmp_path / "a.yaml").write_text("model: {}\n")
+    (tmp_path / "grid.yaml").write_text(
+        "name: g\nseeds: 3\ndatasets: {ring8: {data: {class_path: T}}, grid25: {data: {class_path: T}}}\n"
+        "variants: {a: {config: [a.yaml]}, b: {config: [a.yaml]}}\n"
+    )
+    grid = load_grid(tmp_path / "grid.yaml", base=tmp_path)
+    full = [{"variant": v, "dataset": d, "seed": s} for v in "ab" for d in ("ring8", "grid25") for s in range(3)]
     assert _seeds_line(grid, full) == "[0, 1, 2]"
     partial = [r for r in full if not (r["variant"] == "b" and r["seed"] == 2)]
     assert _seeds_line(grid, partial).startswith("[0, 1, 2] in the grid, not all finished")
+    # a cell without a single finished run is incomplete too, though no result names it
+    one_cell_missing = [r for r in full if not (r["variant"] == "b" and r["dataset"] == "grid25")]
+    assert _seeds_line(grid, one_cell_missing).startswith("[0, 1, 2] in the grid, not all finished")
 
 
 def test_tiny_bench_curves_leave_out_runs_without_a_result(tiny_bench, tmp_path):

@@ -29,6 +29,7 @@ def test_grid_png_reaches_files_tensorboard_csv_folder_and_wandb_offline_run(tmp
 
     nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
     model = NSGAN(data_shape=(1, 8, 8), z_dim=8, num_fixed_samples=16, **nets)
+    untrained = save_image_grid(model.sample(), tmp_path / "untrained.png", upscale=2)
     loggers = [
         CSVLogger(tmp_path, name="csv"),
         TensorBoardLogger(tmp_path, name="tb"),
@@ -46,7 +47,10 @@ def test_grid_png_reaches_files_tensorboard_csv_folder_and_wandb_offline_run(tmp
     # 16 samples: 4x4 grid of 8 px images with 2 px padding, upscaled x2
     assert grid.shape[:2] == (2 * (4 * 8 + 5 * 2), 2 * (4 * 8 + 5 * 2))
     assert (samples / "latest.png").read_bytes() == (samples / "step_0000002.png").read_bytes()
-    assert (samples / "step_0000000.png").is_file() and (samples / "step_0000001.png").is_file()
+    # step 0 is the untrained generator's grid, drawn before the first update
+    assert np.array_equal(plt.imread(samples / "step_0000000.png"), plt.imread(untrained))
+    assert not np.array_equal(plt.imread(samples / "step_0000000.png"), grid)
+    assert (samples / "step_0000001.png").is_file()
 
     csv_pngs = sorted(p.name for p in (Path(trainer.loggers[0].log_dir) / "samples").glob("*.png"))
     assert csv_pngs == ["step_0000000.png", "step_0000001.png", "step_0000002.png"]  # step 0: untrained

@@ -74,11 +74,10 @@ def _protocol_lines(results: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _seeds_line(grid: Grid, results: Sequence[dict[str, Any]]) -> str:
-    """The grid's seeds, or, while some cells have fewer finished runs, that the seeds column counts."""
-    per_cell: dict[tuple[str, str], set[int]] = {}
-    for r in results:
-        per_cell.setdefault((r["variant"], r["dataset"]), set()).add(int(r["seed"]))
-    if all(seeds == set(grid.seeds) for seeds in per_cell.values()):
+    """The grid's seeds, or, while some runs of the grid have no result (a cell may have none at
+    all), that the seeds column counts each cell's runs."""
+    finished = {(r["variant"], r["dataset"], int(r["seed"])) for r in results}
+    if all((run.variant.name, run.dataset.name, run.seed) in finished for run in grid.runs()):
         return str(grid.seeds)
     return f"{grid.seeds} in the grid, not all finished in every cell (the seeds column counts each cell's runs)"
 
