@@ -49,6 +49,7 @@ class Workload:
     z_dim: int
     batch_size: int
     n_critic: int = 5
+    repeat: int = 1  # iterations and critic steps per repetition are multiplied by this: ~5 ms steps need many
 
 
 class RandomImages(ImageDataModule):
@@ -77,6 +78,18 @@ GPU_ARCHS = {
 WORKLOADS = {
     # WGAN-GP's 2D toy networks (Gulrajani et al. 2017, toy script: 3 x 512 ReLU MLPs, batch 256, 5 critic steps)
     "toy": Workload("toy", lambda b: Toy2DDataModule("ring8", batch_size=b), {"arch": "mlp"}, {"arch": "mlp"}, 2, 256),
+    # the 2D benchmark's own setting (configs/bench/toy_base.yaml + toy_long.yaml): 3 x 128 MLPs, batch 128,
+    # one critic step; a step this small is mostly per-call overhead, so it shows the engine's worst case
+    "toy_bench": Workload(
+        "toy_bench",
+        lambda b: Toy2DDataModule("grid25", batch_size=b),
+        {"arch": "mlp", "hidden": [128, 128, 128]},
+        {"arch": "mlp", "hidden": [128, 128, 128]},
+        2,
+        128,
+        1,
+        repeat=50,
+    ),
     # the quickstart's DCGAN on 16x16 digits, as a WGAN-GP critic (no batch norm)
     "digits": Workload(
         "digits",
@@ -92,7 +105,7 @@ WORKLOADS = {
         "resnet32", lambda b: RandomImages(batch_size=b), GPU_ARCHS["resnet32"][0], GPU_ARCHS["resnet32"][1], 128, 64
     ),
 }
-CPU_DEFAULT_WORKLOADS = ("toy", "digits")
+CPU_DEFAULT_WORKLOADS = ("toy", "toy_bench", "digits")
 QUICK_WORKLOADS = {
     "toy": Workload(
         "toy",
@@ -230,6 +243,7 @@ def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainW
 
 def engine_vs_plain(w: Workload, reps: int, iterations: int, device: str = "cpu") -> dict[str, Any]:
     """Median seconds per generator iteration, engine and plain loop interleaved A B B A."""
+    iterations *= w.repeat
     dm = w.data(w.batch_size)
     dm.setup("fit")
     module = wgan_gp_module(w, dm)
@@ -292,6 +306,7 @@ def critic_step_seconds(module: AdversarialModule, batches: Iterator[Tensor], st
 
 def penalty_costs(w: Workload, reps: int, steps: int, device: str = "cpu") -> dict[str, Any]:
     """Median time per critic step of each Wasserstein-family variant, and its ratio to WGAN."""
+    steps *= w.repeat
     dm = w.data(w.batch_size)
     dm.setup("fit")
     modules = {}

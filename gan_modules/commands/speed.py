@@ -61,8 +61,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--json", default=None, help="also write the numbers here")
     parser.add_argument(
-        "--workloads", default=None, help="engine/penalty workloads: toy, digits, resnet32 (default: all on CUDA, "
-        "toy,digits on CPU)",
+        "--workloads", default=None, help="engine/penalty workloads: toy, toy_bench, digits, resnet32 (default: all on "
+        "CUDA, toy,toy_bench,digits on CPU)",
     )  # fmt: skip
     parser.add_argument("--reps", type=int, default=7, help="interleaved repetitions (medians are reported)")
     parser.add_argument("--iterations", type=int, default=20, help="generator iterations per repetition")
