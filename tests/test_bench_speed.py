@@ -3,6 +3,7 @@ checked here to produce the engine's very parameters; the command's report is ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 
@@ -112,3 +113,11 @@ def test_gradient_penalty_under_torch_compile_uses_the_eager_critic():
         m.critic_loss(real, fake)[0].backward()
     for a, b in zip(eager.critic.parameters(), compiled.critic.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_a_workloads_repeat_multiplies_the_iterations_it_times():
+    """Tiny workloads (toy_bench: ~5 ms steps) time `repeat` times more iterations per repetition."""
+    w = dataclasses.replace(speed.QUICK_WORKLOADS["toy"], repeat=3)
+    row = speed.engine_vs_plain(w, reps=2, iterations=2)
+    assert row["iterations_per_rep"] == 6
+    assert speed.WORKLOADS["toy_bench"].repeat > 1 and "toy_bench" in speed.CPU_DEFAULT_WORKLOADS

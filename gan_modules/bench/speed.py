@@ -78,8 +78,8 @@ GPU_ARCHS = {
 WORKLOADS = {
     # WGAN-GP's 2D toy networks (Gulrajani et al. 2017, toy script: 3 x 512 ReLU MLPs, batch 256, 5 critic steps)
     "toy": Workload("toy", lambda b: Toy2DDataModule("ring8", batch_size=b), {"arch": "mlp"}, {"arch": "mlp"}, 2, 256),
-    # the 2D benchmark's own setting (configs/bench/toy_base.yaml + toy_long.yaml): 3 x 128 MLPs, batch 128,
-    # one critic step; a step this small is mostly per-call overhead, so it shows the engine's worst case
+    # the 2D benchmark's networks, batch and n_critic (configs/bench/toy_base.yaml + toy_long.yaml: 3 x 128
+    # MLPs, batch 128, one critic step); a step this small is mostly per-call overhead: the engine's worst case
     "toy_bench": Workload(
         "toy_bench",
         lambda b: Toy2DDataModule("grid25", batch_size=b),
