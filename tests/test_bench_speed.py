@@ -115,9 +115,13 @@ def test_gradient_penalty_under_torch_compile_uses_the_eager_critic():
         torch.testing.assert_close(a.grad, b.grad)
 
 
-def test_a_workloads_repeat_multiplies_the_iterations_it_times():
+def test_a_workloads_repeat_multiplies_the_iterations_it_times(monkeypatch):
     """Tiny workloads (toy_bench: ~5 ms steps) time `repeat` times more iterations per repetition."""
     w = dataclasses.replace(speed.QUICK_WORKLOADS["toy"], repeat=3)
+    ran = []
+    original = speed.PlainWGANGP.iteration
+    monkeypatch.setattr(speed.PlainWGANGP, "iteration", lambda self: ran.append(1) or original(self))
     row = speed.engine_vs_plain(w, reps=2, iterations=2)
+    assert len(ran) == 2 * (2 + 2 * 3)  # counted where they run: 2 reps x (2 warm-up + 2 x repeat timed)
     assert row["iterations_per_rep"] == 6
     assert speed.WORKLOADS["toy_bench"].repeat > 1 and "toy_bench" in speed.CPU_DEFAULT_WORKLOADS
