@@ -38,6 +38,7 @@ from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
 from gan_modules.loggers import WandbRunLogger
+from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 DEFAULT_LOGGER = {"class_path": "gan_modules.loggers.WandbRunLogger", "init_args": {"save_dir": "."}}
@@ -301,6 +302,7 @@ def route_info_logs_to_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    flush_subnormal_floats()
     args = list(sys.argv[1:] if argv is None else argv)
     extra = _commands()
     if args and args[0] in extra:

@@ -246,11 +246,11 @@ class AdversarialModule(L.LightningModule):
             return
         self._ema_stats_stale = True
         decay = self.hparams.ema_decay
-        with torch.no_grad():
-            for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - decay)
-            for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
-                b_ema.copy_(b)
+        with torch.no_grad():  # one multi-tensor op per group instead of one op per tensor
+            torch._foreach_lerp_(list(self.generator_ema.parameters()), list(self.generator.parameters()), 1 - decay)
+            buffers_ema, buffers = list(self.generator_ema.buffers()), list(self.generator.buffers())
+            if buffers:
+                torch._foreach_copy_(buffers_ema, buffers)
 
     def _broadcast_buffers(self) -> None:
         """Under DDP, copy rank 0's buffers to every rank after each generator iteration.
@@ -329,10 +329,18 @@ class AdversarialModule(L.LightningModule):
     def _optimizer(self, params: Any, lr: float) -> torch.optim.Optimizer:
         hp = self.hparams
         if hp.optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas))
+            return torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas), fused=self._fused_adam_allowed())
         if hp.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr)
         return torch.optim.SGD(params, lr=lr)
+
+    def _fused_adam_allowed(self) -> bool:
+        """torch's fused Adam: the same update in one kernel per step instead of ~10 per parameter
+        (about 13% of a 2D-toy iteration on CPU). Not with fp16 AMP's GradScaler: an optimizer that
+        unscales inside `step()` reaches `on_before_optimizer_step` with scaled gradients, which
+        `grad_clip` would then clip at the wrong norm."""
+        trainer = self._trainer
+        return trainer is None or getattr(trainer.precision_plugin, "scaler", None) is None
 
     # ---------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -58,3 +58,22 @@ def test_importing_the_package_applies_it() -> None:
     before, after, gpu = out.stdout.split()
     assert before == "1"
     assert after == ("1" if gpu == "True" or not torch.backends.cuda.is_built() else "None")
+
+
+def _nonzero_after_multiply(prelude: str) -> tuple[int, int]:
+    """In a fresh 2-thread interpreter: `prelude`, then how many of 4M subnormal floats survive `x * 1`
+    (the multiply runs on both intra-op threads), and the element count."""
+    code = (
+        f"import torch; {prelude}; x = torch.full((4_000_000,), 1e-40); print(int((x * 1).count_nonzero()), x.numel())"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    survived, total = out.stdout.split()[-2:]
+    return int(survived), int(total)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="the CPU cannot flush subnormal floats")
+def test_commands_flush_subnormal_floats_on_every_thread_but_the_import_does_not() -> None:
+    survived, total = _nonzero_after_multiply("import gan_modules.cli")
+    assert survived == total  # importing the package leaves the caller's floating-point mode alone
+    assert _nonzero_after_multiply("from gan_modules.cli import main; main(['--help'])") == (0, total)
