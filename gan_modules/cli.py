@@ -159,6 +159,8 @@ class GanLabCLI(LightningCLI):
                 f"data.batch_size={batch} is invalid for {world} processes (trainer.devices x trainer.num_nodes); "
                 f"allowed: a multiple of {world} (it is the global batch, split evenly over the ranks)"
             )
+        if isinstance(self.model, AdversarialModule):
+            self.model.check_trainer(self.trainer)
         try:
             self.datamodule.setup("fit")  # loads the data now, so a missing dataset fails here, in one line
         except FileNotFoundError as err:

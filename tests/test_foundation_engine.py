@@ -155,9 +155,9 @@ def test_spectral_norm_switch_normalises_every_critic_layer():
     assert layers and all(hasattr(m, "parametrizations") for m in layers)
 
 
-def test_adam_is_fused_and_updates_like_torchs_reference_adam():
-    """The engine's fused Adam takes the same steps as torch's per-tensor Adam (a second implementation)."""
-    module = WGANGP(lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), data_shape=(2,), **TINY)
+def test_fused_adam_updates_like_torchs_reference_adam():
+    """`fused_adam` takes the same steps as torch's per-tensor Adam (a second implementation)."""
+    module = WGANGP(lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), fused_adam=True, data_shape=(2,), **TINY)
     reference = torch.nn.Linear(2, 3)
     twin = torch.nn.Linear(2, 3)
     twin.load_state_dict(reference.state_dict())
@@ -178,11 +178,18 @@ def test_adam_is_fused_and_updates_like_torchs_reference_adam():
     assert (reference.weight - initial).abs().min() > 1e-3  # 20 steps of 1e-3 moved every weight
 
 
-def test_fp16_grad_scaler_keeps_the_per_tensor_adam():
-    """With a GradScaler a fused Adam would unscale inside step(), after `grad_clip` saw scaled gradients."""
+def test_fused_adam_is_off_by_default_and_refused_with_fp16s_grad_scaler():
+    """A GradScaler with fused Adam would leave `grad_clip` and the non-finite guard scaled gradients."""
     from lightning.pytorch.plugins import MixedPrecision
 
-    scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+    def trainer() -> L.Trainer:
+        scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+        return L.Trainer(accelerator="cpu", plugins=[scaler], logger=False, enable_checkpointing=False)
+
     module = WGANGP(data_shape=(2,), **TINY)
-    module.trainer = L.Trainer(accelerator="cpu", plugins=[scaler], logger=False, enable_checkpointing=False)
+    module.trainer = trainer()
     assert not any(opt.defaults["fused"] for opt in module.configure_optimizers())
+    fused = WGANGP(fused_adam=True, data_shape=(2,), **TINY)
+    fused.trainer = trainer()
+    with pytest.raises(ValueError, match=r"^model.fused_adam=True is invalid with trainer.precision='16-mixed'"):
+        fused.configure_optimizers()

@@ -176,11 +176,12 @@ class PlainWGANGP:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.9)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    fused_adam: bool = False  # the engine's `model.fused_adam`: the comparison is of the loops, not the kernels
 
     def __post_init__(self) -> None:
-        # fused, as the engine's (AdversarialModule._fused_adam_allowed): the comparison is of the loops
-        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=self.lr, betas=self.betas, fused=True)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=self.betas, fused=True)
+        adam = {"lr": self.lr, "betas": self.betas, "fused": self.fused_adam}
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), **adam)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), **adam)
 
     def _draw(self, kind: str, *shape: int) -> Tensor:
         return self.draws.draw(kind, shape, self.device)
@@ -239,6 +240,7 @@ def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainW
         hp.lr_d,
         tuple(hp.betas),
         torch.device(device),
+        hp.fused_adam,
     )
 
 
