@@ -276,7 +276,7 @@ def test_tiny_bench_part_of_the_grid_still_reports_every_finished_cell(tiny_benc
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["toy", "toy_long_grid", "digits", "mnist_vs_baseline"])
+@pytest.mark.parametrize("name", ["toy", "toy_long_grid", "toy_budget_grid", "digits", "mnist_vs_baseline"])
 def test_shipped_grids_load_and_name_existing_fit_configs(name):
     grid = load_grid(REPO / "configs" / "bench" / f"{name}.yaml", base=REPO)
     assert grid.variants and grid.datasets and grid.seeds
