@@ -218,10 +218,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def wgan_gp_module(w: Workload, dm: GANDataModule, seed: int = 0) -> WGANGP:
+def wgan_gp_module(w: Workload, dm: GANDataModule, seed: int = 0, fused_adam: bool = False) -> WGANGP:
     torch.manual_seed(seed)
     return WGANGP(
-        generator=w.generator, critic=w.critic, data_shape=dm.data_shape, z_dim=w.z_dim, n_critic=w.n_critic, seed=seed
+        generator=w.generator,
+        critic=w.critic,
+        data_shape=dm.data_shape,
+        z_dim=w.z_dim,
+        n_critic=w.n_critic,
+        seed=seed,
+        fused_adam=fused_adam,
     )
 
 
@@ -244,12 +250,15 @@ def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainW
     )
 
 
-def engine_vs_plain(w: Workload, reps: int, iterations: int, device: str = "cpu") -> dict[str, Any]:
-    """Median seconds per generator iteration, engine and plain loop interleaved A B B A."""
+def engine_vs_plain(
+    w: Workload, reps: int, iterations: int, device: str = "cpu", fused_adam: bool = False
+) -> dict[str, Any]:
+    """Median seconds per generator iteration, engine and plain loop interleaved A B B A; both sides
+    use torch's fused Adam kernel with `fused_adam` (`model.fused_adam`)."""
     iterations *= w.repeat
     dm = w.data(w.batch_size)
     dm.setup("fit")
-    module = wgan_gp_module(w, dm)
+    module = wgan_gp_module(w, dm, fused_adam=fused_adam)
     plain = plain_twin(module, dm, device)
     engine_times, plain_times = [], []
     for rep in range(reps):
@@ -265,6 +274,7 @@ def engine_vs_plain(w: Workload, reps: int, iterations: int, device: str = "cpu"
         "device": device,
         "batch_size": w.batch_size,
         "n_critic": w.n_critic,
+        "fused_adam": fused_adam,
         "iterations_per_rep": iterations,
         "reps": reps,
         "engine_ms_per_iteration": engine_ms,

@@ -26,7 +26,7 @@ def _print_report(report: dict[str, Any]) -> None:
     for row in report["engine_vs_plain"]:
         print(
             f"  engine vs plain [{row['workload']} on {row['device']}, batch {row['batch_size']}, "
-            f"n_critic {row['n_critic']}]: "
+            f"n_critic {row['n_critic']}{', fused Adam' if row.get('fused_adam') else ''}]: "
             f"{row['engine_ms_per_iteration']:.2f} vs {row['plain_ms_per_iteration']:.2f} ms per generator "
             f"iteration -> overhead {row['overhead_pct']:+.1f}% (median of {row['reps']})"
         )
@@ -75,6 +75,7 @@ def main(argv: list[str]) -> int:
         "--device", default="auto", choices=["auto", "cpu", "cuda"],
         help="device of the engine-vs-plain and penalty measurements (auto: cuda when available)",
     )  # fmt: skip
+    parser.add_argument("--fused_adam", action="store_true", help="engine vs plain with fused Adam on both sides")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = parser.parse_args(argv)
     for flag in ("reps", "iterations", "critic_steps"):
@@ -112,7 +113,9 @@ def main(argv: list[str]) -> int:
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s)",
-        "engine_vs_plain": [speed.engine_vs_plain(table[n], args.reps, args.iterations, device) for n in names],
+        "engine_vs_plain": [
+            speed.engine_vs_plain(table[n], args.reps, args.iterations, device, args.fused_adam) for n in names
+        ],
     }
     save()
     report["penalty_costs"] = [speed.penalty_costs(table[n], args.reps, args.critic_steps, device) for n in names]
