@@ -193,3 +193,20 @@ def test_fused_adam_is_off_by_default_and_refused_with_fp16s_grad_scaler():
     fused.trainer = trainer()
     with pytest.raises(ValueError, match=r"^model.fused_adam=True is invalid with trainer.precision='16-mixed'"):
         fused.configure_optimizers()
+
+
+@pytest.mark.parametrize("callback", ["RunCheckpoint", "ModelCheckpoint"])
+def test_run_checkpoint_drops_lightnings_manual_optimisation_warning(tmp_path, callback, recwarn):
+    """Lightning's ModelCheckpoint warns (15 lines) at every manual-optimisation checkpoint; ours saves
+    the post-step state on purpose and stays quiet. The plain callback shows the warning is real."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from gan_modules.callbacks import RunCheckpoint
+
+    cls = RunCheckpoint if callback == "RunCheckpoint" else ModelCheckpoint
+    ckpt = cls(dirpath=tmp_path, every_n_train_steps=1, save_top_k=-1)
+    trainer = bare_trainer(2, [ckpt], enable_checkpointing=True)
+    trainer.fit(NSGAN(data_shape=(2,), **TINY), Toy2DDataModule("ring8", size=512, batch_size=16))
+    assert len(list(tmp_path.glob("*.ckpt"))) >= 2  # the hook ran and saved
+    warned = [w for w in recwarn if "Using ModelCheckpoint with manual optimization" in str(w.message)]
+    assert bool(warned) == (callback == "ModelCheckpoint")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,14 @@ class RunCheckpoint(ModelCheckpoint):
             auto_insert_metric_name=auto_insert_metric_name,
             **kwargs,
         )
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any, **kwargs: Any) -> None:
+        """Lightning 2.6 warns (15 lines) that under manual optimisation the checkpoint holds the weights
+        after the optimiser step. That is the point here: step N's checkpoint is the state after N
+        generator iterations, the state a resumed run continues from."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+            super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
