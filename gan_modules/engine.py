@@ -253,7 +253,7 @@ class AdversarialModule(L.LightningModule):
         with torch.no_grad():  # one multi-tensor op per group instead of one op per tensor
             torch._foreach_lerp_(list(self.generator_ema.parameters()), list(self.generator.parameters()), 1 - decay)
             buffers_ema, buffers = list(self.generator_ema.buffers()), list(self.generator.buffers())
-            if buffers:
+            if buffers:  # foreach ops reject empty lists (nets without BatchNorm have no buffers)
                 torch._foreach_copy_(buffers_ema, buffers)
 
     def _broadcast_buffers(self) -> None:
@@ -346,7 +346,7 @@ class AdversarialModule(L.LightningModule):
         Fused Adam unscales fp16 gradients inside `step()`, so `on_before_optimizer_step` (gradient
         clipping, the non-finite guard) would see them still scaled.
         """
-        if self.hparams.fused_adam and getattr(trainer.precision_plugin, "scaler", None) is not None:
+        if self.hparams.fused_adam and uses_grad_scaler(trainer):
             raise ValueError(
                 f"model.fused_adam=True is invalid with trainer.precision={trainer.precision!r} (a GradScaler); "
                 "allowed: model.fused_adam=false, or a precision without one (32-true, bf16-mixed)"
@@ -370,6 +370,11 @@ class AdversarialModule(L.LightningModule):
             self.draws.load_state_dict(state["draws"])
         self.real_batches_consumed = int(state.get("real_batches_consumed", 0))
         self.critic_steps_since_generator = int(state.get("critic_steps_since_generator", 0))
+
+
+def uses_grad_scaler(trainer: L.Trainer) -> bool:
+    """fp16 mixed precision: gradients are scaled until the GradScaler unscales them."""
+    return getattr(trainer.precision_plugin, "scaler", None) is not None
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

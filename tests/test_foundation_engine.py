@@ -162,7 +162,6 @@ def test_fused_adam_updates_like_torchs_reference_adam():
     twin = torch.nn.Linear(2, 3)
     twin.load_state_dict(reference.state_dict())
     initial = reference.weight.detach().clone()
-    module.trainer = bare_trainer(1)
     fused = module._optimizer(twin.parameters(), 1e-3)
     plain = torch.optim.Adam(reference.parameters(), lr=1e-3, betas=(0.0, 0.9), foreach=False)
     assert fused.defaults["fused"] and not plain.defaults["fused"]

@@ -14,7 +14,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
-from gan_modules.engine import NonFiniteLossError
+from gan_modules.engine import NonFiniteLossError, uses_grad_scaler
 
 Policy = Literal["stop", "skip"]
 
@@ -24,11 +24,6 @@ def _grads_finite(optimizer: torch.optim.Optimizer) -> bool:
     if not grads:
         return True
     return bool(torch.stack(torch._foreach_norm(grads)).isfinite().all())
-
-
-def _uses_grad_scaler(trainer: L.Trainer) -> bool:
-    """fp16 AMP: inf gradients are the GradScaler's normal overflow signal; it skips those steps itself."""
-    return getattr(trainer.precision_plugin, "scaler", None) is not None
 
 
 class NonFiniteGuard(L.Callback):
@@ -51,7 +46,8 @@ class NonFiniteGuard(L.Callback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        if _uses_grad_scaler(trainer) or _grads_finite(optimizer):
+        # under fp16 AMP, inf gradients are the GradScaler's normal overflow signal; it skips those steps itself
+        if uses_grad_scaler(trainer) or _grads_finite(optimizer):
             return
         which = "critic" if optimizer is trainer.optimizers[0] else "generator"
         loss = pl_module.step_losses.get(which)
