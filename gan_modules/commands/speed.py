@@ -76,6 +76,10 @@ def main(argv: list[str]) -> int:
         help="device of the engine-vs-plain and penalty measurements (auto: cuda when available)",
     )  # fmt: skip
     parser.add_argument("--fused_adam", action="store_true", help="engine vs plain with fused Adam on both sides")
+    parser.add_argument(
+        "--gpu_table", default="all", choices=["all", "eager", "none"],
+        help="images/s rows on a GPU: all, eager only (compiling takes minutes), or none",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     args = parser.parse_args(argv)
     for flag in ("reps", "iterations", "critic_steps"):
@@ -133,7 +137,7 @@ def main(argv: list[str]) -> int:
             report["metric_throughput"] = {"error": str(err).splitlines()[0]}
     report["peak_rss_mb"] = speed.peak_rss_mb()
     save()
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and args.gpu_table != "none":
         report["gpu_device"] = torch.cuda.get_device_name()
         report["gpu"] = []
 
@@ -143,10 +147,12 @@ def main(argv: list[str]) -> int:
             print(f"gan-lab {NAME}: measured {_gpu_row_line(row).strip()}", file=sys.stderr, flush=True)
             save()
 
-        sizes = {"archs": ("dcgan32",), "compile_modes": (False,)} if args.quick else {}
+        sizes: dict[str, Any] = {"compile_modes": (False,)} if args.gpu_table == "eager" else {}
+        if args.quick:
+            sizes = {"archs": ("dcgan32",), "compile_modes": (False,)}
         speed.gpu_table("cuda", iterations=args.iterations, on_row=on_row, **sizes)
     else:
-        report["gpu"] = "skipped: no CUDA device"
+        report["gpu"] = "skipped: --gpu_table none" if torch.cuda.is_available() else "skipped: no CUDA device"
     _print_report(report)
     save()
     if args.json:
