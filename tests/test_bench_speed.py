@@ -85,6 +85,10 @@ def test_speed_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         command.main(["--reps", "1"])
     assert "--reps=1 is invalid; allowed: an integer >= 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        command.main(["--gpu_table", "compiled"])
+    err = capsys.readouterr().err  # argparse's quoting of the choices differs between Python versions
+    assert "--gpu_table: invalid choice: 'compiled'" in err and all(c in err for c in ("all", "eager", "none"))
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit):
             command.main(["--device", "cuda"])
