@@ -47,6 +47,9 @@ class AdversarialModule(L.LightningModule):
             ``critic: {spectral_norm: true}`` normalises every critic layer (SNGAN).
         data_shape: filled in from the datamodule by the CLI.
         n_critic: critic steps per generator step, each on a fresh real batch.
+        g_batch_size: fakes in each generator step, counted over all ranks like `data.batch_size`
+            (null: the real batch's size). A generator step needs no real data, so a larger one
+            buys a less noisy generator gradient for the generator's forward and backward only.
         optimizer, lr_g, lr_d, betas: separate learning rates give TTUR (Heusel et al. 2017).
         lr_decay: "linear" decays both learning rates to 0 over `trainer.max_steps` generator
             iterations (WGAN-GP and SNGAN CIFAR setups).
@@ -67,6 +70,7 @@ class AdversarialModule(L.LightningModule):
         data_shape: tuple[int, ...] = (2,),
         z_dim: int = 64,
         n_critic: int = 1,
+        g_batch_size: int | None = None,
         optimizer: Literal["adam", "rmsprop", "sgd"] = "adam",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
@@ -82,6 +86,7 @@ class AdversarialModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         _check(n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
+        _check(g_batch_size is None or g_batch_size >= 1, "model.g_batch_size", g_batch_size, "null or an integer >= 1")
         _check(z_dim >= 1, "model.z_dim", z_dim, "an integer >= 1")
         _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
@@ -94,7 +99,7 @@ class AdversarialModule(L.LightningModule):
         critic = critic or _default_net(self.data_shape)
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
-        self.z_dim, self.n_critic = z_dim, n_critic
+        self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
         self.generator = build_generator(generator, z_dim, self.data_shape)
         self.critic = self.build_critic(critic)
         self.generator_ema: nn.Module | None = None
@@ -212,7 +217,7 @@ class AdversarialModule(L.LightningModule):
         self.critic_steps_since_generator = 0
 
         self.toggle_optimizer(g_opt)  # critic params need no grad in the generator step
-        g_loss, g_logs = self.generator_loss(self.generator(self.noise(len(real))), real)
+        g_loss, g_logs = self.generator_loss(self.generator(self.noise(self.generator_batch_size(real))), real)
         self.step_losses["generator"] = g_loss.detach()
         g_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
@@ -225,6 +230,12 @@ class AdversarialModule(L.LightningModule):
         for scheduler in self.lr_schedulers() or []:
             scheduler.step()
         self.log_metrics({"train/critic_loss": d_loss, "train/generator_loss": g_loss, **d_logs, **g_logs})
+
+    def generator_batch_size(self, real: Tensor) -> int:
+        """This rank's fakes in a generator step: its share of `g_batch_size`, else len(real)."""
+        if self.g_batch_size is None:
+            return len(real)
+        return self.g_batch_size // (self._trainer.world_size if self._trainer is not None else 1)
 
     def critic_update(self, loss: Tensor) -> None:
         """One critic step on one real batch."""
@@ -343,9 +354,17 @@ class AdversarialModule(L.LightningModule):
     def check_trainer(self, trainer: L.Trainer) -> None:
         """Settings that conflict with the trainer's; the CLI calls this before training starts.
 
+        `g_batch_size` is split evenly over the ranks, like the real batch.
+
         Fused Adam unscales fp16 gradients inside `step()`, so `on_before_optimizer_step` (gradient
         clipping, the non-finite guard) would see them still scaled.
         """
+        world = trainer.world_size
+        if self.g_batch_size is not None and self.g_batch_size % world:
+            raise ValueError(
+                f"model.g_batch_size={self.g_batch_size} is invalid with {world} processes; allowed: a multiple of "
+                f"{world} (it is the global count, split evenly over the ranks)"
+            )
         if self.hparams.fused_adam and uses_grad_scaler(trainer):
             raise ValueError(
                 f"model.fused_adam=True is invalid with trainer.precision={trainer.precision!r} (a GradScaler); "

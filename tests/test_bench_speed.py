@@ -14,14 +14,14 @@ from gan_modules.bench import speed
 from gan_modules.trainers import bare_trainer
 
 
-@pytest.mark.parametrize("fused_adam", [False, True])
-def test_plain_loop_is_the_same_computation_as_the_engine(fused_adam):
+@pytest.mark.parametrize(("fused_adam", "g_batch_size"), [(False, None), (True, None), (False, 48)])
+def test_plain_loop_is_the_same_computation_as_the_engine(fused_adam, g_batch_size):
     """Same networks, optimisers, batches, noise and n_critic: after 3 generator iterations the plain
     loop's weights equal the LightningModule's (so the timing compares the same work)."""
     w = speed.QUICK_WORKLOADS["toy"]
     dm = w.data(w.batch_size)
     dm.setup("fit")
-    module = speed.wgan_gp_module(w, dm, fused_adam=fused_adam)
+    module = speed.wgan_gp_module(w, dm, fused_adam=fused_adam, g_batch_size=g_batch_size)
     plain = speed.plain_twin(module, dm)
     assert plain.opt_d.defaults["fused"] is plain.opt_g.defaults["fused"] is fused_adam
     bare_trainer(3).fit(module, dm)

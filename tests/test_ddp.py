@@ -39,6 +39,7 @@ model:
   class_path: {variant}
   init_args:
     n_critic: 2
+    g_batch_size: {g_batch_size}
     z_dim: 4
     lr_g: 1.0e-3
     lr_d: 1.0e-3
@@ -71,7 +72,9 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
 @pytest.mark.parametrize("variant", ["gan_modules.WGANGP", "gan_modules.SNGAN"])
 def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, variant):
     config = tmp_path / "ddp.yaml"
-    config.write_text(CONFIG.format(variant=variant, batch_norm="false"))
+    # WGAN-GP's generator steps take 12 fakes (6 per rank), not the real batch's 8
+    g_batch_size = 12 if variant == "gan_modules.WGANGP" else "null"
+    config.write_text(CONFIG.format(variant=variant, batch_norm="false", g_batch_size=g_batch_size))
     monkeypatch.syspath_prepend(str(SCRIPTS))
 
     one = tmp_path / "one"
@@ -103,7 +106,7 @@ def test_batch_norm_statistics_agree_across_ranks(tmp_path):
     run differs from one process; the running statistics must still be the same on every rank
     (rank 0's, broadcast after each generator iteration), or ranks would sample differently."""
     config = tmp_path / "ddp.yaml"
-    config.write_text(CONFIG.format(variant="gan_modules.NSGAN", batch_norm="true"))
+    config.write_text(CONFIG.format(variant="gan_modules.NSGAN", batch_norm="true", g_batch_size="null"))
     two = tmp_path / "two"
     _fit_two_ranks(config, two, "--trainer.devices", "2")  # strategy auto: Lightning picks plain DDP
     rank0, rank1 = _dump(two, 0), _dump(two, 1)

@@ -194,6 +194,39 @@ def test_fused_adam_is_off_by_default_and_refused_with_fp16s_grad_scaler():
         fused.configure_optimizers()
 
 
+def test_g_batch_size_sets_the_fakes_of_the_generator_step_only():
+    """Counted at the networks: every generator step sees g_batch_size noise rows, every critic step
+    the real batch's size; g_batch_size=None keeps the real batch's size for both."""
+
+    class Recording(WGANGP):
+        def critic_loss(self, real, fake):
+            self.seen.append(("critic", len(real), len(fake)))
+            return super().critic_loss(real, fake)
+
+        def generator_loss(self, fake, real):
+            self.seen.append(("generator", len(real), len(fake)))
+            return super().generator_loss(fake, real)
+
+    for g_batch_size, expected_fakes in ((None, 16), (40, 40)):
+        module = Recording(data_shape=(2,), n_critic=2, g_batch_size=g_batch_size, **TINY)
+        module.seen = []
+        bare_trainer(3).fit(module, Toy2DDataModule("ring8", size=256, batch_size=16))
+        assert module.seen.count(("critic", 16, 16)) == 6
+        assert module.seen.count(("generator", 16, expected_fakes)) == 3
+        assert len(module.seen) == 9
+
+
+def test_g_batch_size_must_split_evenly_over_the_ranks():
+    module = WGANGP(data_shape=(2,), g_batch_size=5, **TINY)
+    two_ranks = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    message = r"^model.g_batch_size=5 is invalid with 2 processes; allowed: a multiple of 2"
+    with pytest.raises(ValueError, match=message):
+        module.check_trainer(two_ranks)
+    module.check_trainer(L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False))
+    with pytest.raises(ValueError, match=r"^model.g_batch_size=0 is invalid; allowed: null or an integer >= 1"):
+        WGANGP(data_shape=(2,), g_batch_size=0, **TINY)
+
+
 @pytest.mark.parametrize("callback", ["RunCheckpoint", "ModelCheckpoint"])
 def test_run_checkpoint_drops_lightnings_manual_optimisation_warning(tmp_path, callback, recwarn):
     """Lightning's ModelCheckpoint warns (15 lines) at every manual-optimisation checkpoint; ours saves

@@ -177,6 +177,7 @@ class PlainWGANGP:
     betas: tuple[float, float] = (0.0, 0.9)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     fused_adam: bool = False  # the engine's `model.fused_adam`: the comparison is of the loops, not the kernels
+    g_batch_size: int | None = None  # the engine's `model.g_batch_size`: fakes per generator step (None: len(real))
 
     def __post_init__(self) -> None:
         adam = {"lr": self.lr, "betas": self.betas, "fused": self.fused_adam}
@@ -196,7 +197,7 @@ class PlainWGANGP:
             loss.backward()
             self.opt_d.step()
         self.critic.requires_grad_(False)
-        g_loss = -self.critic(self.generator(self._draw("normal", len(real), self.z_dim))).mean()
+        g_loss = -self.critic(self.generator(self._draw("normal", self.g_batch_size or len(real), self.z_dim))).mean()
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -218,7 +219,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def wgan_gp_module(w: Workload, dm: GANDataModule, seed: int = 0, fused_adam: bool = False) -> WGANGP:
+def wgan_gp_module(
+    w: Workload, dm: GANDataModule, seed: int = 0, fused_adam: bool = False, g_batch_size: int | None = None
+) -> WGANGP:
     torch.manual_seed(seed)
     return WGANGP(
         generator=w.generator,
@@ -228,6 +231,7 @@ def wgan_gp_module(w: Workload, dm: GANDataModule, seed: int = 0, fused_adam: bo
         n_critic=w.n_critic,
         seed=seed,
         fused_adam=fused_adam,
+        g_batch_size=g_batch_size,
     )
 
 
@@ -247,6 +251,7 @@ def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainW
         tuple(hp.betas),
         torch.device(device),
         hp.fused_adam,
+        module.g_batch_size,
     )
 
 
