@@ -48,8 +48,9 @@ class AdversarialModule(L.LightningModule):
         data_shape: filled in from the datamodule by the CLI.
         n_critic: critic steps per generator step, each on a fresh real batch.
         g_batch_size: fakes in each generator step, counted over all ranks like `data.batch_size`
-            (null: the real batch's size). A generator step needs no real data, so a larger one
-            buys a less noisy generator gradient for the generator's forward and backward only.
+            (null: the real batch's size; BigGAN-PyTorch's `G_batch_size`). A generator step needs
+            no real data, so a larger one buys a less noisy generator gradient at the cost of the
+            generator step alone.
         optimizer, lr_g, lr_d, betas: separate learning rates give TTUR (Heusel et al. 2017).
         lr_decay: "linear" decays both learning rates to 0 over `trainer.max_steps` generator
             iterations (WGAN-GP and SNGAN CIFAR setups).
