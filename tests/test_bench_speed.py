@@ -67,8 +67,9 @@ def test_gpu_table_measures_eager_rows_first_and_hands_each_row_over_as_measured
     precision x layout in the documented order, each row passed to `on_row` the moment it exists (what
     `gan-lab speed` saves, so a run cut short keeps its rows), eager rows before compiled ones."""
     seen: list[dict] = []
-    rows = speed.gpu_table("cpu", iterations=2, batch_size=2, on_row=seen.append, archs=("dcgan32",),
-                           compile_modes=(False,))  # fmt: skip
+    quick = speed.gpu_table_options("eager", quick=True)  # what `gan-lab speed --quick` passes
+    assert quick == {"archs": ("dcgan32",), "compile_modes": (False,)}
+    rows = speed.gpu_table("cpu", iterations=2, batch_size=2, on_row=seen.append, **quick)
     assert seen == rows
     assert [(r["precision"], r["channels_last"]) for r in rows] == [
         ("32-true", False), ("32-true", True), ("bf16-mixed", False), ("bf16-mixed", True)
@@ -77,6 +78,19 @@ def test_gpu_table_measures_eager_rows_first_and_hands_each_row_over_as_measured
     # images/s counts real images: batch x n_critic (WGAN-GP's 5) per generator iteration
     for r in rows:
         assert r["images_per_s"] == pytest.approx(2 * 5 * 1000 / r["ms_per_generator_iteration"])
+
+
+def test_gpu_table_options_follow_the_flag():
+    """--gpu_table all: eager and compiled rows of every architecture (gpu_table's defaults); eager:
+    no compiled rows; none: no table."""
+    import inspect
+
+    defaults = inspect.signature(speed.gpu_table).parameters
+    assert defaults["compile_modes"].default == (False, True) and set(defaults["archs"].default) == set(speed.GPU_ARCHS)
+    assert speed.gpu_table_options("all") == {}
+    assert speed.gpu_table_options("eager") == {"compile_modes": (False,)}
+    assert speed.gpu_table_options("none") is None
+    assert speed.gpu_table_options("none", quick=True) is None
 
 
 def test_speed_rejects_bad_arguments(capsys):
@@ -88,7 +102,8 @@ def test_speed_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         command.main(["--gpu_table", "compiled"])
     err = capsys.readouterr().err  # argparse's quoting of the choices differs between Python versions
-    assert "--gpu_table: invalid choice: 'compiled'" in err and all(c in err for c in ("all", "eager", "none"))
+    assert "--gpu_table: invalid choice: 'compiled' (choose from " in err
+    assert all(choice in err.split("choose from ")[1] for choice in ("all", "eager", "none"))
     if not torch.cuda.is_available():
         with pytest.raises(SystemExit):
             command.main(["--device", "cuda"])

@@ -473,6 +473,17 @@ def images_per_second(
     return out
 
 
+def gpu_table_options(mode: str, quick: bool = False) -> dict[str, Any] | None:
+    """`gpu_table` keywords for `gan-lab speed --gpu_table {all,eager,none}` (None: no table);
+    `--quick` keeps one architecture's eager rows."""
+    if mode == "none":
+        return None
+    options: dict[str, Any] = {} if mode == "all" and not quick else {"compile_modes": (False,)}
+    if quick:
+        options["archs"] = ("dcgan32",)
+    return options
+
+
 def gpu_table(
     device: str = "cuda",
     iterations: int = 20,

@@ -137,7 +137,8 @@ def main(argv: list[str]) -> int:
             report["metric_throughput"] = {"error": str(err).splitlines()[0]}
     report["peak_rss_mb"] = speed.peak_rss_mb()
     save()
-    if torch.cuda.is_available() and args.gpu_table != "none":
+    gpu_options = speed.gpu_table_options(args.gpu_table, args.quick)
+    if torch.cuda.is_available() and gpu_options is not None:
         report["gpu_device"] = torch.cuda.get_device_name()
         report["gpu"] = []
 
@@ -147,10 +148,7 @@ def main(argv: list[str]) -> int:
             print(f"gan-lab {NAME}: measured {_gpu_row_line(row).strip()}", file=sys.stderr, flush=True)
             save()
 
-        sizes: dict[str, Any] = {"compile_modes": (False,)} if args.gpu_table == "eager" else {}
-        if args.quick:
-            sizes = {"archs": ("dcgan32",), "compile_modes": (False,)}
-        speed.gpu_table("cuda", iterations=args.iterations, on_row=on_row, **sizes)
+        speed.gpu_table("cuda", iterations=args.iterations, on_row=on_row, **gpu_options)
     else:
         report["gpu"] = "skipped: --gpu_table none" if torch.cuda.is_available() else "skipped: no CUDA device"
     _print_report(report)
