@@ -8,7 +8,26 @@ batch B/N therefore use identical randomness, and a resumed run continues the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+Draw = Callable[[tuple[int, ...], torch.Generator | None, torch.device | None], torch.Tensor]
+DRAWS: dict[str, Draw] = {
+    "normal": lambda shape, gen, device: torch.randn(shape, generator=gen, device=device),  # N(0, 1)
+    "uniform": lambda shape, gen, device: torch.rand(shape, generator=gen, device=device),  # U[0, 1)
+    "symmetric_uniform": lambda shape, gen, device: torch.rand(shape, generator=gen, device=device) * 2 - 1,  # U[-1, 1)
+}
+# The generator's noise prior (`model.z_prior`) -> its draw: N(0, I), or U[-1, 1)^d (Goodfellow et
+# al. 2014's code, DCGAN: Radford et al. 2016).
+Z_PRIORS = {"normal": "normal", "uniform": "symmetric_uniform"}
+
+
+def draw(
+    kind: str, shape: tuple[int, ...], generator: torch.Generator | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """One draw of `kind` (a key of DRAWS) from `generator` (None: torch's global one)."""
+    return DRAWS[kind](shape, generator, device)
 
 
 class GlobalDraws:
@@ -25,15 +44,9 @@ class GlobalDraws:
     def draw(
         self, kind: str, local_shape: tuple[int, ...], device: torch.device, rank: int = 0, world_size: int = 1
     ) -> torch.Tensor:
-        """`kind` is "normal" (N(0, 1)) or "uniform" (U[0, 1)); returns this rank's slice."""
+        """`kind` is a key of DRAWS; returns this rank's slice."""
         n = local_shape[0]
-        shape = (n * world_size, *local_shape[1:])
-        gen = self._generator(device)
-        full = (
-            torch.randn(shape, generator=gen, device=device)
-            if kind == "normal"
-            else torch.rand(shape, generator=gen, device=device)
-        )
+        full = draw(kind, (n * world_size, *local_shape[1:]), self._generator(device), device)
         return full[rank * n : (rank + 1) * n]
 
     def state_dict(self) -> dict[str, int]:

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from gan_modules.draws import GlobalDraws
+from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 
@@ -46,6 +46,9 @@ class AdversarialModule(L.LightningModule):
         generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``;
             ``critic: {spectral_norm: true}`` normalises every critic layer (SNGAN).
         data_shape: filled in from the datamodule by the CLI.
+        z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
+            al. 2014's code; DCGAN). A bounded prior puts less mass where the generator must cross
+            the gaps between separated modes (2D benchmark: notebooks/results/toy/TUNING.md).
         n_critic: critic steps per generator step, each on a fresh real batch.
         g_batch_size: fakes in each generator step, counted over all ranks like `data.batch_size`
             (null: the real batch's size; BigGAN-PyTorch's `G_batch_size`). A generator step needs
@@ -70,6 +73,7 @@ class AdversarialModule(L.LightningModule):
         critic: dict[str, Any] | None = None,
         data_shape: tuple[int, ...] = (2,),
         z_dim: int = 64,
+        z_prior: Literal["normal", "uniform"] = "normal",
         n_critic: int = 1,
         g_batch_size: int | None = None,
         optimizer: Literal["adam", "rmsprop", "sgd"] = "adam",
@@ -89,6 +93,7 @@ class AdversarialModule(L.LightningModule):
         _check(n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
         _check(g_batch_size is None or g_batch_size >= 1, "model.g_batch_size", g_batch_size, "null or an integer >= 1")
         _check(z_dim >= 1, "model.z_dim", z_dim, "an integer >= 1")
+        _check(z_prior in Z_PRIORS, "model.z_prior", z_prior, ", ".join(Z_PRIORS))
         _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
         _check(optimizer in ("adam", "rmsprop", "sgd"), "model.optimizer", optimizer, "adam, rmsprop, sgd")
@@ -101,14 +106,13 @@ class AdversarialModule(L.LightningModule):
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
         self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
+        self.z_draw = Z_PRIORS[z_prior]
         self.generator = build_generator(generator, z_dim, self.data_shape)
         self.critic = self.build_critic(critic)
         self.generator_ema: nn.Module | None = None
         if ema_decay is not None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
-        self.register_buffer(
-            "fixed_noise", torch.randn(num_fixed_samples, z_dim, generator=torch.Generator().manual_seed(seed))
-        )
+        self.register_buffer("fixed_noise", self.seeded_noise(num_fixed_samples, seed))
         self.draws = GlobalDraws(seed)
         self._ema_stats_stale = True  # the EMA generator's BatchNorm statistics need recomputing
         self.real_batches_consumed = 0  # read by the datamodule to resume the data stream exactly
@@ -145,7 +149,12 @@ class AdversarialModule(L.LightningModule):
         return self.draws.draw(kind, shape, self.device, rank, world)
 
     def noise(self, n: int) -> Tensor:
-        return self._draw("normal", (n, self.z_dim))
+        """Training noise from the global draw stream."""
+        return self._draw(self.z_draw, (n, self.z_dim))
+
+    def seeded_noise(self, n: int, seed: int) -> Tensor:
+        """Reproducible noise outside the training stream (evaluation, fixed grids), on the CPU."""
+        return draw(self.z_draw, (n, self.z_dim), torch.Generator().manual_seed(seed))
 
     def uniform(self, *shape: int) -> Tensor:
         return self._draw("uniform", tuple(shape))
@@ -169,7 +178,7 @@ class AdversarialModule(L.LightningModule):
         if seed is None:
             z = self.fixed_noise[:n]
         else:
-            z = torch.randn(n or len(self.fixed_noise), self.z_dim, generator=torch.Generator().manual_seed(seed))
+            z = self.seeded_noise(n or len(self.fixed_noise), seed)
         net = self.sampler
         was_training = net.training
         net.eval()
@@ -253,7 +262,7 @@ class AdversarialModule(L.LightningModule):
         """Standing statistics for the EMA generator (`gan_modules.nets.standing_stats`); a no-op
         without BatchNorm. Recomputed at most once per generator iteration that is sampled."""
         gen = torch.Generator().manual_seed(self.hparams.seed + STANDING_STATS_SEED_OFFSET)
-        noise = lambda n: torch.randn(n, self.z_dim, generator=gen).to(self.device)  # noqa: E731
+        noise = lambda n: draw(self.z_draw, (n, self.z_dim), gen).to(self.device)  # noqa: E731
         recompute_batchnorm_stats(self.generator_ema, noise, STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE)
         self._ema_stats_stale = False
 

@@ -227,6 +227,34 @@ def test_g_batch_size_must_split_evenly_over_the_ranks():
         WGANGP(data_shape=(2,), g_batch_size=0, **TINY)
 
 
+@pytest.mark.parametrize("prior", ["uniform", "normal"])
+def test_z_prior_sets_the_noise_of_training_fixed_grids_and_seeded_samples(prior):
+    """Every noise row the generator sees, in training and sampling, comes from the chosen prior:
+    U[-1, 1) has mean 0 and variance 1/3; N(0, 1) leaves [-1, 1) about a third of the time."""
+    module = WGANGP(data_shape=(2,), z_prior=prior, n_critic=1, **TINY)
+    seen: list[torch.Tensor] = []
+    module.generator.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().flatten()))
+    bare_trainer(3).fit(module, Toy2DDataModule("ring8", size=256, batch_size=16))
+    module.sample(8, seed=3)
+    module.sample(8)
+    training, sampled = torch.cat(seen[:-2]), torch.cat(seen[-2:])
+    assert len(training) == 3 * 2 * 16 * 2  # 3 iterations x (critic + generator step) x 16 rows x z_dim 2
+    assert torch.equal(seen[-1], module.fixed_noise[:8].flatten())
+    many = module.seeded_noise(40_000, seed=0)
+    inside = [bool(((z >= -1) & (z < 1)).all()) for z in (training, sampled, module.fixed_noise, many)]
+    if prior == "uniform":
+        assert inside == [True] * 4
+        assert abs(float(many.mean())) < 0.01 and abs(float(many.var()) - 1 / 3) < 0.01
+    else:
+        assert inside == [False] * 4
+        assert abs(float(many.var()) - 1) < 0.02
+
+
+def test_unknown_z_prior_is_a_one_line_error():
+    with pytest.raises(ValueError, match=r"^model.z_prior='gaussian' is invalid; allowed: normal, uniform$"):
+        WGANGP(data_shape=(2,), z_prior="gaussian", **TINY)
+
+
 @pytest.mark.parametrize("callback", ["RunCheckpoint", "ModelCheckpoint"])
 def test_run_checkpoint_drops_lightnings_manual_optimisation_warning(tmp_path, callback, recwarn):
     """Lightning's ModelCheckpoint warns (15 lines) at every manual-optimisation checkpoint; ours saves

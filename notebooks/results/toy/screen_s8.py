@@ -33,7 +33,11 @@ def main() -> None:
     p.add_argument("--lr_g", type=float, default=LR)
     p.add_argument("--decay_pow", type=float, default=1.0, help="learning rates follow (1 - t)^decay_pow")
     p.add_argument("--const", choices=["critic", "generator"], default=None, help="this network's rate does not decay")
-    p.add_argument("--sngan", action="store_true", help="spectral-norm critic and hinge loss instead of WGAN-GP")
+    p.add_argument("--sngan", action="store_true", help="spectral-norm critic and --loss instead of WGAN-GP")
+    p.add_argument("--loss", default="hinge", help="SNGAN's loss pair (gan_modules.losses.LOSS_PAIRS)")
+    p.add_argument("--prior", choices=["normal", "uniform"], default="normal", help="latent noise distribution")
+    p.add_argument("--g_act", default="relu", help="generator activation (gan_modules.nets.mlp.ACTIVATIONS)")
+    p.add_argument("--d_act", default="relu", help="critic activation")
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
 
@@ -42,8 +46,8 @@ def main() -> None:
     torch.manual_seed(a.seed)
     modes, std = MIXTURES["grid25"]
     data = sample_mixture("grid25", 100_000, a.seed)
-    gen = build_generator({"arch": "mlp", "hidden": HIDDEN}, 2, (2,))
-    critic = build_critic({"arch": "mlp", "hidden": HIDDEN, "spectral_norm": a.sngan}, (2,))
+    gen = build_generator({"arch": "mlp", "hidden": HIDDEN, "activation": a.g_act}, 2, (2,))
+    critic = build_critic({"arch": "mlp", "hidden": HIDDEN, "activation": a.d_act, "spectral_norm": a.sngan}, (2,))
     ema = copy.deepcopy(gen).requires_grad_(False)
     opt_d = torch.optim.Adam(critic.parameters(), lr=LR, betas=BETAS, fused=True)
     opt_g = torch.optim.Adam(gen.parameters(), lr=a.lr_g, betas=BETAS, fused=True)
@@ -52,17 +56,23 @@ def main() -> None:
         torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / a.its) ** a.decay_pow) for opt in decayed
     ]
 
+    def latent(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if a.prior == "uniform":
+            return torch.rand(n, 2, generator=generator) * 2 - 1
+        return torch.randn(n, 2, generator=generator)
+
     def evaluate() -> dict[str, float]:
-        noise = torch.randn(2500, 2, generator=torch.Generator().manual_seed(EVAL_SEED))
+        noise = latent(2500, torch.Generator().manual_seed(EVAL_SEED))
         with torch.no_grad():
             return mode_metrics(ema(noise), modes, std)
 
+    critic_loss, generator_loss = losses.get_loss_pair(a.loss if a.sngan else "wasserstein")
     start, curve = time.time(), {}
     for it in range(a.its):
         real = data[torch.randint(len(data), (BATCH,))]
-        fake = gen(torch.randn(BATCH, 2)).detach()
+        fake = gen(latent(BATCH)).detach()
         if a.sngan:
-            loss = losses.hinge_critic_loss(critic(real), critic(fake))
+            loss = critic_loss(critic(real), critic(fake))
         else:
             loss = wgan_gp_critic_loss(critic, real, fake, torch.rand(BATCH), GP_WEIGHT)
         opt_d.zero_grad(set_to_none=True)
@@ -70,7 +80,7 @@ def main() -> None:
         opt_d.step()
         critic.requires_grad_(False)
         for _ in range(a.n_gen):
-            g_loss = losses.wasserstein_generator_loss(critic(gen(torch.randn(a.g_batch, 2))))
+            g_loss = generator_loss(critic(gen(latent(a.g_batch))))
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
