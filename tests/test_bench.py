@@ -276,7 +276,18 @@ def test_tiny_bench_part_of_the_grid_still_reports_every_finished_cell(tiny_benc
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["toy", "toy_long_grid", "toy_budget_grid", "digits", "mnist_vs_baseline"])
+SHIPPED_GRIDS = sorted(
+    p.stem for p in (REPO / "configs" / "bench").glob("*.yaml") if "variants" in yaml.safe_load(p.read_text())
+)
+
+
+def test_every_known_grid_is_found():
+    assert {"toy", "toy_long_grid", "toy_budget_grid", "toy_target_grid", "digits", "mnist_vs_baseline"} <= set(
+        SHIPPED_GRIDS
+    )
+
+
+@pytest.mark.parametrize("name", SHIPPED_GRIDS)
 def test_shipped_grids_load_and_name_existing_fit_configs(name):
     grid = load_grid(REPO / "configs" / "bench" / f"{name}.yaml", base=REPO)
     assert grid.variants and grid.datasets and grid.seeds

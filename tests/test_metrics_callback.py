@@ -186,6 +186,26 @@ def test_point_data_gets_mode_metrics_and_emd_and_a_best_emd_checkpoint(tmp_path
     assert callback.last_results == pytest.approx(expected)
     assert (tmp_path / "checkpoints" / "best_emd.ckpt").is_file()
     assert callback.protocol["num_fake"] == 300 and callback.protocol["dataset"] == "ring8"
+    assert "metrics" not in callback.protocol  # the whole point set, as in every earlier protocol
+
+
+@pytest.mark.parametrize("metrics", [["modes"], ["emd"]])
+def test_point_metrics_can_be_chosen_and_a_partial_set_is_on_record(tmp_path, metrics):
+    """Curves every few thousand steps can skip the exact EMD (a second per evaluation); what is
+    computed equals the functions themselves, and the protocol says what was left out."""
+    L.seed_everything(0)
+    dm = Toy2DDataModule("ring8", size=2000, batch_size=64)
+    model = WGANGP(data_shape=(2,), z_dim=2, **TINY_POINT_NETS)
+    callback = GenerativeMetrics(every_n_steps=2, num_fake=300, num_real=400, batch_size=64, metrics=metrics)
+    _trainer(tmp_path, 2, [callback]).fit(model, dm)
+    fake = generated_samples(model, 300, 64, seed=0)
+    full = {**mode_metrics(fake, dm.modes, dm.mode_std), "emd": exact_emd(fake, dm.real_samples(400, seed=0))}
+    chosen = ["emd"] if metrics == ["emd"] else ["modes", "hq_pct", "reverse_kl"]
+    assert callback.last_results == pytest.approx({k: full[k] for k in chosen})
+    assert callback.protocol["metrics"] == metrics
+    only_fid = r"^metrics\.metrics=\['fid'\] has no points metric; allowed: \['modes', 'emd'\]$"
+    with pytest.raises(ValueError, match=only_fid):
+        _trainer(tmp_path / "fid", 1, [GenerativeMetrics(metrics=["fid"])]).fit(model, dm)
 
 
 def test_evaluation_does_not_change_the_training_trajectory(tmp_path):

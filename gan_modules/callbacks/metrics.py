@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from gan_modules.metrics.collective import StrategyCollective
-from gan_modules.metrics.suite import IMAGE_METRICS, Evaluator, MetricSettings, build_evaluator
+from gan_modules.metrics.suite import ALL_METRICS, Evaluator, MetricSettings, build_evaluator
 
 
 def _info(message: str) -> None:
@@ -36,7 +36,9 @@ class GenerativeMetrics(L.Callback):
         num_fake / num_real: evaluation sample counts (None: 10,000 for images, 2,500 for points).
         extractor: "inception" (torch-fidelity's FID Inception), "digits-classifier", "mnist-classifier".
         weights_path: local extractor weights (clusters without internet).
-        metrics: image metrics to compute, any of fid, is, kid, pr.
+        metrics: what to compute (default all): images any of fid, is, kid, pr; points any of modes
+            (modes, % high quality, reverse KL) and emd (exact EMD, about a second per evaluation at
+            2,500 points, so dense curves may skip it).
         batch_size: samples per generated/extracted chunk (also the DDP work unit).
         seed: noise seed of the evaluation samples and of the real subset.
         cache_dir: real-feature cache (default `$GAN_LAB_CACHE/stats`, else ~/.cache/gan-lab/stats).
@@ -69,7 +71,7 @@ class GenerativeMetrics(L.Callback):
             num_real=num_real,
             extractor=extractor,
             weights_path=weights_path,
-            metrics=list(metrics) if metrics is not None else list(IMAGE_METRICS),
+            metrics=list(metrics) if metrics is not None else list(ALL_METRICS),
             batch_size=batch_size,
             seed=seed,
             is_splits=is_splits,

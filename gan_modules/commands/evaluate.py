@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     from gan_modules.checkpoints import load_datamodule, load_module, read_checkpoint
     from gan_modules.metrics.collective import SingleProcess
     from gan_modules.metrics.extractors import EXTRACTORS, MissingWeightsError
-    from gan_modules.metrics.suite import IMAGE_METRICS, MetricSettings, build_evaluator
+    from gan_modules.metrics.suite import ALL_METRICS, MetricSettings, build_evaluator
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--ckpt_path", required=True)
@@ -41,7 +41,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--num_real", type=int, default=None, help="real samples (default as --num, at most all)")
     parser.add_argument("--extractor", default="inception", choices=sorted(EXTRACTORS))
     parser.add_argument("--weights_path", default=None, help="local extractor weights (no internet)")
-    parser.add_argument("--metrics", default=",".join(IMAGE_METRICS), help="image metrics, comma separated")
+    parser.add_argument(
+        "--metrics", default=",".join(ALL_METRICS), help="comma separated: fid,is,kid,pr (images), modes,emd (points)"
+    )
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache_dir", default=None, help="real-feature cache (default $GAN_LAB_CACHE/stats)")

@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--n_gen", type=int, default=1, help="generator steps per critic step")
     p.add_argument("--g_batch", type=int, default=BATCH, help="fakes per generator step")
     p.add_argument("--lr_g", type=float, default=LR)
+    p.add_argument("--lr_d", type=float, default=LR)
     p.add_argument("--decay_pow", type=float, default=1.0, help="learning rates follow (1 - t)^decay_pow")
     p.add_argument("--const", choices=["critic", "generator"], default=None, help="this network's rate does not decay")
     p.add_argument("--sngan", action="store_true", help="spectral-norm critic and --loss instead of WGAN-GP")
@@ -49,7 +50,7 @@ def main() -> None:
     gen = build_generator({"arch": "mlp", "hidden": HIDDEN, "activation": a.g_act}, 2, (2,))
     critic = build_critic({"arch": "mlp", "hidden": HIDDEN, "activation": a.d_act, "spectral_norm": a.sngan}, (2,))
     ema = copy.deepcopy(gen).requires_grad_(False)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=LR, betas=BETAS, fused=True)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=a.lr_d, betas=BETAS, fused=True)
     opt_g = torch.optim.Adam(gen.parameters(), lr=a.lr_g, betas=BETAS, fused=True)
     decayed = [opt for opt, name in ((opt_d, "critic"), (opt_g, "generator")) if name != a.const]
     schedules = [
