@@ -1,4 +1,4 @@
-"""Session 8's plain-loop screen on grid25 (TUNING.md, session 8): the whole-budget WGAN-GP setting
+"""The plain-loop screen of sessions 8 and 9 on grid25 (TUNING.md): the whole-budget WGAN-GP setting
 (configs/bench/toy_base.yaml + toy_wgan_gp.yaml + toy_long.yaml + toy_budget.yaml) written as a for
 loop, with one change at a time. Real batches are drawn at random from the 100,000-point training
 sample, so a seed here is not the engine's seed. Prints one JSON line per run. For example:
@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--g_batch", type=int, default=BATCH, help="fakes per generator step")
     p.add_argument("--lr_g", type=float, default=LR)
     p.add_argument("--lr_d", type=float, default=LR)
+    p.add_argument("--gp_weight", type=float, default=GP_WEIGHT)
     p.add_argument("--decay_pow", type=float, default=1.0, help="learning rates follow (1 - t)^decay_pow")
     p.add_argument("--const", choices=["critic", "generator"], default=None, help="this network's rate does not decay")
     p.add_argument("--sngan", action="store_true", help="spectral-norm critic and --loss instead of WGAN-GP")
@@ -75,7 +76,7 @@ def main() -> None:
         if a.sngan:
             loss = critic_loss(critic(real), critic(fake))
         else:
-            loss = wgan_gp_critic_loss(critic, real, fake, torch.rand(BATCH), GP_WEIGHT)
+            loss = wgan_gp_critic_loss(critic, real, fake, torch.rand(BATCH), a.gp_weight)
         opt_d.zero_grad(set_to_none=True)
         loss.backward()
         opt_d.step()
