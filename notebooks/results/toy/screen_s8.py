@@ -16,6 +16,7 @@ import torch
 from datamodules.toy2d import MIXTURES, sample_mixture
 from gan_modules import losses
 from gan_modules.bench.speed import wgan_gp_critic_loss
+from gan_modules.draws import Z_PRIORS, draw
 from gan_modules.metrics.toy import mode_metrics
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.runtime import flush_subnormal_floats
@@ -37,7 +38,7 @@ def main() -> None:
     p.add_argument("--const", choices=["critic", "generator"], default=None, help="this network's rate does not decay")
     p.add_argument("--sngan", action="store_true", help="spectral-norm critic and --loss instead of WGAN-GP")
     p.add_argument("--loss", default="hinge", help="SNGAN's loss pair (gan_modules.losses.LOSS_PAIRS)")
-    p.add_argument("--prior", choices=["normal", "uniform"], default="normal", help="latent noise distribution")
+    p.add_argument("--prior", choices=list(Z_PRIORS), default="normal", help="latent noise distribution")
     p.add_argument("--g_act", default="relu", help="generator activation (gan_modules.nets.mlp.ACTIVATIONS)")
     p.add_argument("--d_act", default="relu", help="critic activation")
     p.add_argument("--threads", type=int, default=1)
@@ -59,9 +60,7 @@ def main() -> None:
     ]
 
     def latent(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        if a.prior == "uniform":
-            return torch.rand(n, 2, generator=generator) * 2 - 1
-        return torch.randn(n, 2, generator=generator)
+        return draw(Z_PRIORS[a.prior], (n, 2), generator)  # the engine's own prior draws
 
     def evaluate() -> dict[str, float]:
         noise = latent(2500, torch.Generator().manual_seed(EVAL_SEED))
