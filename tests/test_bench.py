@@ -282,9 +282,16 @@ SHIPPED_GRIDS = sorted(
 
 
 def test_every_known_grid_is_found():
-    assert {"toy", "toy_long_grid", "toy_budget_grid", "toy_target_grid", "digits", "mnist_vs_baseline"} <= set(
-        SHIPPED_GRIDS
-    )
+    assert {
+        "toy",
+        "toy_long_grid",
+        "toy_budget_grid",
+        "toy_target_grid",
+        "toy_next_grid",
+        "toy_gen_batch_grid",
+        "digits",
+        "mnist_vs_baseline",
+    } <= set(SHIPPED_GRIDS)
 
 
 @pytest.mark.parametrize("name", SHIPPED_GRIDS)
