@@ -3,7 +3,8 @@
 Every critic step consumes one fresh real batch; after every `n_critic` critic steps comes one
 generator step. The datamodule hands over the `n_critic` real batches of a generator iteration as
 one Lightning batch (`real_batches_per_step`), so Lightning's per-batch loop runs once per
-generator iteration, as a plain loop's would. Only generator steps advance `global_step`, so
+generator iteration, as a plain loop's would (or `iterations_per_batch` iterations, for steps so
+short that Lightning's per-batch loop shows). Only generator steps advance `global_step`, so
 `--trainer.max_steps N` means N generator iterations (the unit papers report), and checkpoints,
 logs and the progress bar count the same thing. Variants subclass this and implement
 `critic_loss` and `generator_loss` by composing `gan_modules.losses` and `gan_modules.penalties`.
@@ -65,6 +66,13 @@ class AdversarialModule(L.LightningModule):
             2D-toy iteration on CPU). The same update rounded differently, so off by default: the
             committed benchmark tables then reproduce bit for bit. Not with fp16's GradScaler.
         seed: seeds the noise/penalty draws and the fixed evaluation noise.
+        iterations_per_batch: generator iterations per Lightning batch. Lightning's per-batch loop
+            costs about 0.23 ms on this 2-core CPU whatever the step does (notebooks/results/speed/),
+            5% of a 2D-toy iteration; k iterations per batch pay it once per k. The batches, noise
+            and weights are the same as with 1. The callbacks' step intervals (checkpoints, image
+            grids, metric curves) must then be multiples of k, an integer `val_check_interval`
+            counts k iterations per batch, and schedules that make a batch hold other than k
+            iterations (WGAN's warm-up, EBGAN's pretraining) are refused.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class AdversarialModule(L.LightningModule):
         fused_adam: bool = False,
         seed: int = 0,
         num_fixed_samples: int = 64,
+        iterations_per_batch: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -100,12 +109,20 @@ class AdversarialModule(L.LightningModule):
         _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
         _check(ema_decay is None or 0 <= ema_decay < 1, "model.ema_decay", ema_decay, "null or a float in [0, 1)")
         _check(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "null or a float > 0")
+        _check(iterations_per_batch >= 1, "model.iterations_per_batch", iterations_per_batch, "an integer >= 1")
+        _check(
+            iterations_per_batch == 1 or not wgan_warmup,
+            "model.iterations_per_batch",
+            iterations_per_batch,
+            "1 with model.wgan_warmup=true (its 100-critic-step iterations do not fill whole batches)",
+        )
         self.data_shape = tuple(data_shape)
         generator = generator or _default_net(self.data_shape)
         critic = critic or _default_net(self.data_shape)
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
         self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
+        self.iterations_per_batch = iterations_per_batch
         self.z_draw = Z_PRIORS[z_prior]
         self.generator = build_generator(generator, z_dim, self.data_shape)
         self.critic = self.build_critic(critic)
@@ -197,9 +214,10 @@ class AdversarialModule(L.LightningModule):
 
     @property
     def real_batches_per_step(self) -> int:
-        """Real batches the datamodule stacks into one Lightning batch: one per critic step of a
-        generator iteration (during WGAN's warm-up a generator iteration spans several of them)."""
-        return self.n_critic
+        """Real batches the datamodule stacks into one Lightning batch: one per critic step of
+        `iterations_per_batch` generator iterations (during WGAN's warm-up a generator iteration
+        spans several batches)."""
+        return self.n_critic * self.iterations_per_batch
 
     def real_batches(self, batch: Tensor | list[Tensor] | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """The real batches in one Lightning batch: a stack of them (shape (n, B, *data_shape), from
@@ -375,6 +393,13 @@ class AdversarialModule(L.LightningModule):
                 f"model.g_batch_size={self.g_batch_size} is invalid with {world} processes; allowed: a multiple of "
                 f"{world} (it is the global count, split evenly over the ranks)"
             )
+        k = self.iterations_per_batch
+        for key, every in step_intervals(trainer).items():
+            if k > 1 and every % k:
+                raise ValueError(
+                    f"{key}={every} is invalid with model.iterations_per_batch={k}; allowed: a multiple of {k} "
+                    "(the step is checked once per Lightning batch)"
+                )
         if self.hparams.fused_adam and uses_grad_scaler(trainer):
             raise ValueError(
                 f"model.fused_adam=True is invalid with trainer.precision={trainer.precision!r} (a GradScaler); "
@@ -399,6 +424,23 @@ class AdversarialModule(L.LightningModule):
             self.draws.load_state_dict(state["draws"])
         self.real_batches_consumed = int(state.get("real_batches_consumed", 0))
         self.critic_steps_since_generator = int(state.get("critic_steps_since_generator", 0))
+
+
+CALLBACK_KEYS = {"RunCheckpoint": "checkpoint", "ImageGrid": "image_grid"}  # their `gan-lab fit` config keys
+
+
+def step_intervals(trainer: L.Trainer) -> dict[str, int]:
+    """The callbacks' intervals in generator iterations, by config key: they act at the end of a
+    Lightning batch, when `global_step` is a multiple of them. (`log_metrics` runs inside each
+    iteration, so `log_every_n_steps` needs no such care.)"""
+    intervals = {}
+    for callback in trainer.callbacks:
+        name = CALLBACK_KEYS.get(type(callback).__name__, type(callback).__name__)
+        if isinstance(getattr(callback, "every_n_steps", None), int):
+            intervals[f"{name}.every_n_steps"] = callback.every_n_steps
+        if getattr(callback, "_every_n_train_steps", 0):
+            intervals[f"{name}.every_n_train_steps"] = callback._every_n_train_steps
+    return intervals
 
 
 def uses_grad_scaler(trainer: L.Trainer) -> bool:

@@ -14,14 +14,20 @@ from gan_modules.bench import speed
 from gan_modules.trainers import bare_trainer
 
 
-@pytest.mark.parametrize(("fused_adam", "g_batch_size"), [(False, None), (True, None), (False, 48)])
-def test_plain_loop_is_the_same_computation_as_the_engine(fused_adam, g_batch_size):
+@pytest.mark.parametrize(
+    ("fused_adam", "g_batch_size", "iterations_per_batch"),
+    [(False, None, 1), (True, None, 1), (False, 48, 1), (False, None, 3)],
+)
+def test_plain_loop_is_the_same_computation_as_the_engine(fused_adam, g_batch_size, iterations_per_batch):
     """Same networks, optimisers, batches, noise and n_critic: after 3 generator iterations the plain
-    loop's weights equal the LightningModule's (so the timing compares the same work)."""
+    loop's weights equal the LightningModule's (so the timing compares the same work), also when the
+    engine takes all 3 iterations in one Lightning batch."""
     w = speed.QUICK_WORKLOADS["toy"]
     dm = w.data(w.batch_size)
     dm.setup("fit")
-    module = speed.wgan_gp_module(w, dm, fused_adam=fused_adam, g_batch_size=g_batch_size)
+    module = speed.wgan_gp_module(
+        w, dm, fused_adam=fused_adam, g_batch_size=g_batch_size, iterations_per_batch=iterations_per_batch
+    )
     plain = speed.plain_twin(module, dm)
     assert plain.opt_d.defaults["fused"] is plain.opt_g.defaults["fused"] is fused_adam
     bare_trainer(3).fit(module, dm)
@@ -146,3 +152,24 @@ def test_a_workloads_repeat_multiplies_the_iterations_it_times(monkeypatch):
     assert len(ran) == 2 * (2 + 2 * 3)  # counted where they run: 2 reps x (2 warm-up + 2 x repeat timed)
     assert row["iterations_per_rep"] == 6
     assert speed.WORKLOADS["toy_bench"].repeat > 1 and "toy_bench" in speed.CPU_DEFAULT_WORKLOADS
+
+
+def test_the_iteration_clock_divides_by_iterations_not_batches():
+    """With several generator iterations per Lightning batch, stamps come every k iterations."""
+    clock = speed._IterationClock(warmup=2)
+    clock.stamps = [(4, 10.0), (8, 10.2), (12, 10.4)]
+    assert clock.seconds_per_iteration() == pytest.approx(0.4 / 8)
+
+
+def test_speed_command_passes_iterations_per_batch_to_the_engine_only(tmp_path, capsys):
+    from gan_modules.commands import speed as command
+
+    out = tmp_path / "speed.json"
+    argv = ["--quick", "--reps", "2", "--iterations", "4", "--metric_samples", "0", "--workloads", "toy"]
+    assert command.main([*argv, "--iterations_per_batch", "2", "--json", str(out), "--critic_steps", "2"]) == 0
+    (row,) = json.loads(out.read_text())["engine_vs_plain"]
+    assert row["iterations_per_batch"] == 2
+    assert "2 iterations per Lightning batch" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        command.main([*argv, "--iterations_per_batch", "0"])
+    assert "--iterations_per_batch=0 is invalid; allowed: an integer >= 1" in capsys.readouterr().err

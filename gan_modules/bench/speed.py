@@ -130,7 +130,8 @@ def peak_rss_mb() -> float:
 
 # --------------------------------------------------------------------------------- engine vs plain
 class _IterationClock(L.Callback):
-    """Wall time at every generator iteration (global_step change), after `warmup` of them."""
+    """(generator iteration, wall time) at every batch end that advanced `global_step` (one or
+    `model.iterations_per_batch` iterations), after `warmup` of them."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.stamps, self._step = warmup, [], -1
@@ -141,7 +142,11 @@ class _IterationClock(L.Callback):
             if trainer.global_step >= self.warmup:
                 if trainer.strategy.root_device.type == "cuda":
                     torch.cuda.synchronize()
-                self.stamps.append(time.perf_counter())
+                self.stamps.append((trainer.global_step, time.perf_counter()))
+
+    def seconds_per_iteration(self) -> float:
+        (first_step, first_time), (last_step, last_time) = self.stamps[0], self.stamps[-1]
+        return (last_time - first_time) / (last_step - first_step)
 
 
 def engine_seconds_per_iteration(
@@ -150,7 +155,7 @@ def engine_seconds_per_iteration(
     """Mean seconds per generator iteration of `iterations` engine iterations after `warmup` (one fit)."""
     clock = _IterationClock(warmup)  # a new Trainer counts generator iterations from 0
     bare_trainer(warmup + iterations, [clock], accelerator=device, **trainer).fit(module, dm)
-    return (clock.stamps[-1] - clock.stamps[0]) / (len(clock.stamps) - 1)
+    return clock.seconds_per_iteration()
 
 
 def wgan_gp_critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, eps: Tensor, gp_weight: float) -> Tensor:
@@ -220,7 +225,12 @@ def _sync(device: torch.device) -> None:
 
 
 def wgan_gp_module(
-    w: Workload, dm: GANDataModule, seed: int = 0, fused_adam: bool = False, g_batch_size: int | None = None
+    w: Workload,
+    dm: GANDataModule,
+    seed: int = 0,
+    fused_adam: bool = False,
+    g_batch_size: int | None = None,
+    iterations_per_batch: int = 1,
 ) -> WGANGP:
     torch.manual_seed(seed)
     return WGANGP(
@@ -232,6 +242,7 @@ def wgan_gp_module(
         seed=seed,
         fused_adam=fused_adam,
         g_batch_size=g_batch_size,
+        iterations_per_batch=iterations_per_batch,
     )
 
 
@@ -256,14 +267,20 @@ def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainW
 
 
 def engine_vs_plain(
-    w: Workload, reps: int, iterations: int, device: str = "cpu", fused_adam: bool = False
+    w: Workload,
+    reps: int,
+    iterations: int,
+    device: str = "cpu",
+    fused_adam: bool = False,
+    iterations_per_batch: int = 1,
 ) -> dict[str, Any]:
     """Median seconds per generator iteration, engine and plain loop interleaved A B B A; both sides
-    use torch's fused Adam kernel with `fused_adam` (`model.fused_adam`)."""
+    use torch's fused Adam kernel with `fused_adam` (`model.fused_adam`). The engine runs
+    `iterations_per_batch` generator iterations per Lightning batch; the plain loop is unchanged."""
     iterations *= w.repeat
     dm = w.data(w.batch_size)
     dm.setup("fit")
-    module = wgan_gp_module(w, dm, fused_adam=fused_adam)
+    module = wgan_gp_module(w, dm, fused_adam=fused_adam, iterations_per_batch=iterations_per_batch)
     plain = plain_twin(module, dm, device)
     engine_times, plain_times = [], []
     for rep in range(reps):
@@ -280,6 +297,7 @@ def engine_vs_plain(
         "batch_size": w.batch_size,
         "n_critic": w.n_critic,
         "fused_adam": fused_adam,
+        "iterations_per_batch": iterations_per_batch,
         "iterations_per_rep": iterations,
         "reps": reps,
         "engine_ms_per_iteration": engine_ms,

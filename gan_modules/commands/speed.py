@@ -24,9 +24,11 @@ def _gpu_row_line(row: dict[str, Any]) -> str:
 def _print_report(report: dict[str, Any]) -> None:
     print(f"gan-lab speed on {report['machine']}")
     for row in report["engine_vs_plain"]:
+        k = row.get("iterations_per_batch", 1)
         print(
             f"  engine vs plain [{row['workload']} on {row['device']}, batch {row['batch_size']}, "
-            f"n_critic {row['n_critic']}{', fused Adam' if row.get('fused_adam') else ''}]: "
+            f"n_critic {row['n_critic']}{', fused Adam' if row.get('fused_adam') else ''}"
+            f"{f', {k} iterations per Lightning batch' if k > 1 else ''}]: "
             f"{row['engine_ms_per_iteration']:.2f} vs {row['plain_ms_per_iteration']:.2f} ms per generator "
             f"iteration -> overhead {row['overhead_pct']:+.1f}% (median of {row['reps']})"
         )
@@ -77,6 +79,10 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     parser.add_argument("--fused_adam", action="store_true", help="engine vs plain with fused Adam on both sides")
     parser.add_argument(
+        "--iterations_per_batch", type=int, default=1,
+        help="the engine's model.iterations_per_batch (generator iterations per Lightning batch)",
+    )  # fmt: skip
+    parser.add_argument(
         "--gpu_table", default="all", choices=["all", "eager", "none"],
         help="images/s rows on a GPU: all, eager only (compiling takes minutes), or none",
     )  # fmt: skip
@@ -104,6 +110,8 @@ def main(argv: list[str]) -> int:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     default = list(table) if device == "cuda" or args.quick else list(speed.CPU_DEFAULT_WORKLOADS)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()] if args.workloads else default
+    if args.iterations_per_batch < 1:
+        parser.error(f"--iterations_per_batch={args.iterations_per_batch} is invalid; allowed: an integer >= 1")
     for name in names:
         if name not in table:
             parser.error(f"--workloads={name!r} is unknown; allowed: {', '.join(table)}")
@@ -114,11 +122,13 @@ def main(argv: list[str]) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=2))
 
+    per_batch = args.iterations_per_batch
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s)",
         "engine_vs_plain": [
-            speed.engine_vs_plain(table[n], args.reps, args.iterations, device, args.fused_adam) for n in names
+            speed.engine_vs_plain(table[n], args.reps, args.iterations, device, args.fused_adam, per_batch)
+            for n in names
         ],
     }
     save()

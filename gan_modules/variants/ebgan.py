@@ -37,6 +37,12 @@ class EBGAN(AdversarialModule):
         _check(pretrain_steps >= 0, "model.pretrain_steps", pretrain_steps, "an integer >= 0")
         kwargs["critic"] = critic
         super().__init__(**kwargs)  # plain **kwargs: jsonargparse follows it to the engine's signature
+        _check(
+            pretrain_steps == 0 or self.iterations_per_batch == 1,
+            "model.iterations_per_batch",
+            self.iterations_per_batch,
+            "1 with model.pretrain_steps > 0 (pretraining batches do not fill whole generator iterations)",
+        )
         self.margin, self.pt_weight, self.pretrain_steps = margin, pt_weight, pretrain_steps
         self.register_buffer("pretrain_done", torch.zeros((), dtype=torch.long))
 
