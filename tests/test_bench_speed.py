@@ -173,3 +173,6 @@ def test_speed_command_passes_iterations_per_batch_to_the_engine_only(tmp_path, 
     with pytest.raises(SystemExit):
         command.main([*argv, "--iterations_per_batch", "0"])
     assert "--iterations_per_batch=0 is invalid; allowed: an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        command.main([*argv, "--iterations_per_batch", "3"])
+    assert "--iterations=4 is invalid with --iterations_per_batch=3; allowed: at least 6" in capsys.readouterr().err

@@ -112,6 +112,11 @@ def main(argv: list[str]) -> int:
     names = [n.strip() for n in args.workloads.split(",") if n.strip()] if args.workloads else default
     if args.iterations_per_batch < 1:
         parser.error(f"--iterations_per_batch={args.iterations_per_batch} is invalid; allowed: an integer >= 1")
+    if args.iterations < 2 * args.iterations_per_batch:  # the clock needs two timed batch ends
+        parser.error(
+            f"--iterations={args.iterations} is invalid with --iterations_per_batch={args.iterations_per_batch}; "
+            f"allowed: at least {2 * args.iterations_per_batch}"
+        )
     for name in names:
         if name not in table:
             parser.error(f"--workloads={name!r} is unknown; allowed: {', '.join(table)}")
