@@ -67,8 +67,9 @@ class AdversarialModule(L.LightningModule):
             committed benchmark tables then reproduce bit for bit. Not with fp16's GradScaler.
         seed: seeds the noise/penalty draws and the fixed evaluation noise.
         iterations_per_batch: generator iterations per Lightning batch. Lightning's per-batch loop
-            costs about 0.23 ms on this 2-core CPU whatever the step does (notebooks/results/speed/),
-            5% of a 2D-toy iteration; k iterations per batch pay it once per k. The batches, noise
+            (batch fetch, every callback's batch hooks) cost about 0.6 ms on this 2-core CPU
+            whatever the step does, 12% of a 2D-toy iteration (notebooks/results/speed/README.md,
+            session 10); k iterations per batch pay it once per k. The batches, noise
             and weights are the same as with 1. The callbacks' step intervals (checkpoints, image
             grids, metric curves) must then be multiples of k, an integer `val_check_interval`
             counts k iterations per batch, and schedules that make a batch hold other than k
