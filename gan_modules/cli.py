@@ -116,9 +116,8 @@ class GanLabCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("data.data_shape", "model.init_args.data_shape", apply_on="instantiate")
-        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(ImageGrid, "image_grid")
-        parser.add_lightning_class_args(NonFiniteGuard, "nan_guard")
+        for callback in (RunCheckpoint, ImageGrid, NonFiniteGuard):
+            parser.add_lightning_class_args(callback, callback.config_key)
         parser.set_defaults({"trainer.default_root_dir": "runs", "trainer.logger": DEFAULT_LOGGER})
 
     def before_instantiate_classes(self) -> None:

@@ -427,16 +427,14 @@ class AdversarialModule(L.LightningModule):
         self.critic_steps_since_generator = int(state.get("critic_steps_since_generator", 0))
 
 
-CALLBACK_KEYS = {"RunCheckpoint": "checkpoint", "ImageGrid": "image_grid"}  # their `gan-lab fit` config keys
-
-
 def step_intervals(trainer: L.Trainer) -> dict[str, int]:
-    """The callbacks' intervals in generator iterations, by config key: they act at the end of a
-    Lightning batch, when `global_step` is a multiple of them. (`log_metrics` runs inside each
-    iteration, so `log_every_n_steps` needs no such care.)"""
+    """The callbacks' intervals in generator iterations, by config key (a gan-lab callback's
+    `config_key`, else its class name): they act at the end of a Lightning batch, when `global_step`
+    is a multiple of them. (`log_metrics` runs inside each iteration, so `log_every_n_steps` needs no
+    such care.)"""
     intervals = {}
     for callback in trainer.callbacks:
-        name = CALLBACK_KEYS.get(type(callback).__name__, type(callback).__name__)
+        name = getattr(callback, "config_key", type(callback).__name__)
         if isinstance(getattr(callback, "every_n_steps", None), int):
             intervals[f"{name}.every_n_steps"] = callback.every_n_steps
         if getattr(callback, "_every_n_train_steps", 0):

@@ -161,14 +161,23 @@ def test_the_iteration_clock_divides_by_iterations_not_batches():
     assert clock.seconds_per_iteration() == pytest.approx(0.4 / 8)
 
 
-def test_speed_command_passes_iterations_per_batch_to_the_engine_only(tmp_path, capsys):
+def test_speed_command_passes_iterations_per_batch_to_the_engine_only(tmp_path, capsys, monkeypatch):
+    """The engine gets k iterations per Lightning batch; the plain loop still runs one iteration per
+    call, as many as without the option."""
     from gan_modules.commands import speed as command
 
+    built, plain_iterations = [], []
+    build = speed.wgan_gp_module
+    monkeypatch.setattr(speed, "wgan_gp_module", lambda *a, **kw: built.append(build(*a, **kw)) or built[-1])
+    iteration = speed.PlainWGANGP.iteration
+    monkeypatch.setattr(speed.PlainWGANGP, "iteration", lambda self: plain_iterations.append(1) or iteration(self))
     out = tmp_path / "speed.json"
     argv = ["--quick", "--reps", "2", "--iterations", "4", "--metric_samples", "0", "--workloads", "toy"]
     assert command.main([*argv, "--iterations_per_batch", "2", "--json", str(out), "--critic_steps", "2"]) == 0
     (row,) = json.loads(out.read_text())["engine_vs_plain"]
     assert row["iterations_per_batch"] == 2
+    assert [m.real_batches_per_step for m in built] == [2 * row["n_critic"]]
+    assert len(plain_iterations) == 2 * (2 + 4)  # 2 reps x (2 warm-up + 4 timed)
     assert "2 iterations per Lightning batch" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         command.main([*argv, "--iterations_per_batch", "0"])

@@ -77,6 +77,20 @@ CASES = {
         "trainer.strategy.static_graph=True",
         "allowed: false",
     ),
+    "iterations_per_batch_interval": (
+        "gan_modules.WGANGP",
+        TOY,
+        ["--model.init_args.iterations_per_batch", "4", "--checkpoint.every_n_train_steps", "10"],
+        "checkpoint.every_n_train_steps=10 is invalid with model.iterations_per_batch=4",
+        "a multiple of 4",
+    ),
+    "iterations_per_batch_warmup": (
+        "gan_modules.WGAN",
+        TOY,
+        ["--model.init_args.iterations_per_batch", "2", "--model.init_args.wgan_warmup", "true"],
+        "model.iterations_per_batch=2",
+        "1 with model.wgan_warmup=true",
+    ),
     "dataset_path": (
         "gan_modules.NSGAN",
         {**DIGITS, "data": "datamodules.TorchvisionDataModule", "data_args": ", dataset: mnist, download: false"},

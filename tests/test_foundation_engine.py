@@ -117,7 +117,9 @@ def test_iterations_per_batch_keeps_the_batches_noise_and_weights(k):
 
 def test_iterations_per_batch_refuses_what_it_would_misalign():
     from gan_modules import EBGAN
-    from gan_modules.callbacks import ImageGrid
+    from gan_modules.bench.history import MetricsHistory
+    from gan_modules.callbacks import ImageGrid, RunCheckpoint
+    from gan_modules.engine import step_intervals
 
     module = WGANGP(iterations_per_batch=4, data_shape=(2,), **TINY)
     trainer = L.Trainer(
@@ -130,6 +132,13 @@ def test_iterations_per_batch_refuses_what_it_would_misalign():
         accelerator="cpu", callbacks=[ImageGrid(every_n_steps=12)], logger=False, enable_checkpointing=False
     )
     module.check_trainer(trainer)
+    callbacks = [RunCheckpoint(every_n_train_steps=6), ImageGrid(every_n_steps=8), MetricsHistory(every_n_steps=12)]
+    trainer = L.Trainer(accelerator="cpu", callbacks=callbacks, logger=False, enable_checkpointing=True)
+    assert step_intervals(trainer) == {  # each under the key a user sets it by
+        "checkpoint.every_n_train_steps": 6,
+        "image_grid.every_n_steps": 8,
+        "curves.every_n_steps": 12,
+    }
     with pytest.raises(ValueError, match=r"^model.iterations_per_batch=0 is invalid; allowed: an integer >= 1"):
         WGANGP(iterations_per_batch=0, data_shape=(2,), **TINY)
     with pytest.raises(

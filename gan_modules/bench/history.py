@@ -21,6 +21,8 @@ class MetricsHistory(GenerativeMetrics):
     each step.
     """
 
+    config_key = "curves"  # a bench grid's `curves:` block sets its options
+
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         results = super().run(trainer, pl_module)
         if trainer.is_global_zero:

@@ -17,6 +17,8 @@ class RunCheckpoint(ModelCheckpoint):
     restarted run could not find them. `every_n_train_steps` counts generator iterations.
     """
 
+    config_key = "checkpoint"  # its `gan-lab fit` key, in errors and the CLI
+
     def __init__(
         self,
         every_n_train_steps: int = 500,
@@ -28,7 +30,7 @@ class RunCheckpoint(ModelCheckpoint):
     ) -> None:
         if every_n_train_steps < 1:
             raise ValueError(
-                f"checkpoint.every_n_train_steps={every_n_train_steps} is invalid; allowed: an integer >= 1"
+                f"{self.config_key}.every_n_train_steps={every_n_train_steps} is invalid; allowed: an integer >= 1"
             )
         super().__init__(
             every_n_train_steps=every_n_train_steps,

@@ -72,9 +72,11 @@ class ImageGrid(L.Callback):
     Rank zero only.
     """
 
+    config_key = "image_grid"  # its `gan-lab fit` key, in errors and the CLI
+
     def __init__(self, every_n_steps: int = 500, upscale: int = 4) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"image_grid.every_n_steps={every_n_steps} is invalid; allowed: an integer >= 1")
+            raise ValueError(f"{self.config_key}.every_n_steps={every_n_steps} is invalid; allowed: an integer >= 1")
         self.every_n_steps, self.upscale = every_n_steps, upscale
         self._last_step = -1
         self.last_path: Path | None = None

@@ -46,6 +46,8 @@ class GenerativeMetrics(L.Callback):
         at_train_end: evaluate once more when training ends off the schedule.
     """
 
+    config_key = "metrics"  # the name its options go by in errors
+
     def __init__(
         self,
         every_n_steps: int = 5000,
@@ -65,7 +67,7 @@ class GenerativeMetrics(L.Callback):
         at_train_end: bool = True,
     ) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"metrics.every_n_steps={every_n_steps} is invalid; allowed: an integer >= 1")
+            raise ValueError(f"{self.config_key}.every_n_steps={every_n_steps} is invalid; allowed: an integer >= 1")
         self.settings = MetricSettings(
             num_fake=num_fake,
             num_real=num_real,

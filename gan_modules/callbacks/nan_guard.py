@@ -33,9 +33,11 @@ class NonFiniteGuard(L.Callback):
     (`train/skipped_steps`, checkpointed) and carries on.
     """
 
+    config_key = "nan_guard"  # its `gan-lab fit` key, in errors and the CLI
+
     def __init__(self, policy: Policy = "stop") -> None:
         if policy not in ("stop", "skip"):
-            raise ValueError(f"nan_guard.policy={policy!r} is invalid; allowed: stop, skip")
+            raise ValueError(f"{self.config_key}.policy={policy!r} is invalid; allowed: stop, skip")
         self.policy = policy
         self.skipped = {"critic": 0, "generator": 0}
 
