@@ -4,7 +4,8 @@ Extra subcommands live in `gan_modules/commands/<name>.py`, each with `NAME`, `H
 `main(argv) -> int`; they are discovered, so adding one touches no other file.
 
 What the CLI adds to LightningCLI, in the order a run meets it:
-- `--model wgan_gp` (any name of `gan_modules.variants.VARIANTS`) as shorthand for a class path;
+- `--model wgan_gp --data grid25`: a preset and a data set composed with their overlays
+  (`gan_modules.compose`); `configs/defaults.yaml` holds the trainer and logger block of every run;
 - every output under `trainer.default_root_dir`, and the same command resumes from its `last.ckpt`
   (inside a W&B sweep each agent run gets its own folder);
 - Weights & Biases as the default logger (`gan_modules.loggers`), with the full resolved config;
@@ -36,12 +37,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
+from gan_modules.compose import CONFIGS, expand, presets
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
 from gan_modules.loggers import WandbRunLogger
 from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
-DEFAULT_LOGGER = {"class_path": "gan_modules.loggers.WandbRunLogger", "init_args": {"save_dir": "."}}
+DEFAULTS = CONFIGS / "defaults.yaml"  # the trainer and logger block of every run
 
 
 def make_ddp_gan_safe(strategy: Any, model: LightningModule) -> None:
@@ -118,7 +120,6 @@ class GanLabCLI(LightningCLI):
         parser.link_arguments("data.data_shape", "model.init_args.data_shape", apply_on="instantiate")
         for callback in (RunCheckpoint, ImageGrid, NonFiniteGuard):
             parser.add_lightning_class_args(callback, callback.config_key)
-        parser.set_defaults({"trainer.default_root_dir": "runs", "trainer.logger": DEFAULT_LOGGER})
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
@@ -220,39 +221,9 @@ def run_lightning(args: list[str]) -> GanLabCLI:
         parser_kwargs={
             "description": "gan-lab: train and compare GANs (fit/validate/test via LightningCLI)",
             **strict,
-            **{command: dict(strict) for command in LIGHTNING_COMMANDS},
+            **{command: {**strict, "default_config_files": [str(DEFAULTS)]} for command in LIGHTNING_COMMANDS},
         },
         auto_configure_optimizers=False,
-    )
-
-
-def _variant_names() -> dict[str, str]:
-    from gan_modules.variants import VARIANTS
-
-    return {name: f"{cls.__module__}.{cls.__qualname__}" for name, cls in VARIANTS.items()}
-
-
-def expand_variant_shorthand(args: list[str]) -> list[str]:
-    """`--model wgan_gp` / `--model=wgan_gp` -> the variant's class path; an unknown plain name fails in one line."""
-    names = _variant_names()
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg == "--model" and i + 1 < len(out):
-            idx, value = i + 1, out[i + 1]
-        elif arg.startswith("--model="):
-            idx, value = i, arg.split("=", 1)[1]
-        else:
-            continue
-        if value in names:
-            out[idx] = names[value] if idx != i else f"--model={names[value]}"
-        elif re.fullmatch(r"[a-z0-9_]+", value):  # a plain name, not a class path, class name or file
-            raise ValueError(_unknown_variant(value))
-    return out
-
-
-def _unknown_variant(value: str) -> str:
-    return (
-        f"model={value!r} is unknown; allowed: {', '.join(_variant_names())} or a class path such as gan_modules.WGANGP"
     )
 
 
@@ -264,7 +235,7 @@ def one_line_parse_error(message: str) -> str:
     )
     keys = re.findall(r'Parser key "([^"]+)"', message)
     if bad_class and keys[:1] == ["model"] and len(keys) == 1:
-        return _unknown_variant(bad_class.group(1))
+        return f"model={bad_class.group(1)!r} is unknown; allowed: {', '.join(presets())}, a config file or a class path"
     noise = ("Problem with given class_path", "Subtypes:", "Errors:", "Given value", "Does not validate")
     lines = [re.sub(r'^Parser key "[^"]+":?', "", line.strip(" -")).strip(" :") for line in message.splitlines()]
     details = [line for line in lines if line and not line.startswith(noise) and "NoneType" not in line]
@@ -318,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
 
     route_info_logs_to_stdout()
     try:
-        run_lightning(expand_variant_shorthand(args))
+        expanded, composed = expand(args)
+        if composed and os.environ.get("LOCAL_RANK", "0") == "0" and "--print_config" not in args:
+            print(composed)
+        run_lightning(expanded)
     except ValueError as err:  # config validation: one line naming the key, value and what is allowed
         if getattr(err, "raised_by_run", False):
             raise

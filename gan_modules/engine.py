@@ -1,19 +1,19 @@
 """The adversarial LightningModule: schedules, optimisers and bookkeeping; no paper's loss.
 
-Every critic step consumes one fresh real batch; after every `n_critic` critic steps comes one
-generator step. The datamodule hands over the `n_critic` real batches of a generator iteration as
-one Lightning batch (`real_batches_per_step`), so Lightning's per-batch loop runs once per
-generator iteration, as a plain loop's would (or `iterations_per_batch` iterations, for steps so
-short that Lightning's per-batch loop shows). Only generator steps advance `global_step`, so
-`--trainer.max_steps N` means N generator iterations (the unit papers report), and checkpoints,
-logs and the progress bar count the same thing. Variants subclass this and implement
-`critic_loss` and `generator_loss` by composing `gan_modules.losses` and `gan_modules.penalties`.
+The objective (loss, critic regularisers, constraint, generator terms) is configuration, resolved
+by `gan_modules.objective`; the papers' compositions are presets in `configs/model/`. Every critic
+step consumes one fresh real batch; after every `n_critic` critic steps comes one generator step.
+The phases follow stylegan2-ada-pytorch's: Dmain (the loss and every eager regulariser, one
+backward), Dreg (lazy regularisers, on every k-th critic step), Gmain. The datamodule hands over the
+`n_critic` real batches of a generator iteration as one Lightning batch (`real_batches_per_step`),
+so Lightning's per-batch loop runs once per generator iteration, as a plain loop's would. Only
+generator steps advance `global_step`, so `--trainer.max_steps N` means N generator iterations (the
+unit papers report), and checkpoints, logs and the progress bar count the same thing.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Literal
 
 import lightning as L
@@ -23,12 +23,13 @@ from torch import Tensor, nn
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
-
-Logs = dict[str, Tensor]
+from gan_modules.objective import Logs, resolve_objective
+from gan_modules.registry import Spec
 
 # Standing statistics of an EMA generator with BatchNorm ("standing statistics", Brock et al. 2019):
 # 16 x 256 noise draws (not from a paper: under a second for the nets here), from their own seed.
 STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE, STANDING_STATS_SEED_OFFSET = 16, 256, 7919
+VALIDATION_SEED_OFFSET = 104729  # validation's own noise stream, apart from training's
 WARMUP_CRITIC_STEPS = 100  # WGAN reference code: 100 critic steps for the first 25 G iterations and every 500th
 
 
@@ -41,20 +42,28 @@ def _noop() -> None:
 
 
 class AdversarialModule(L.LightningModule):
-    """Generator + critic trained by alternating manual optimisation.
+    """Generator + critic trained by alternating manual optimisation under a configured objective.
 
     Args:
-        generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``;
-            ``critic: {spectral_norm: true}`` normalises every critic layer (SNGAN).
+        loss: the adversarial loss, a name or ``{name: ..., **options}`` of
+            `gan_modules.objective.LOSSES` (minimax, non_saturating, least_squares, wasserstein, hinge,
+            fgan, ebgan, loss_sensitive) or an import path to a factory.
+        regularizers: critic regularisers, each ``{name, weight, every, **options}`` (gradient_penalty,
+            dragan, consistency_term, r1, r2); ``every: k`` > 1 makes it lazy (module docstring).
+        constraint: none, ``{name: clip, c: 0.01}`` or spectral_norm.
+        generator_terms: extra generator objectives, ``{name, weight}`` (feature_matching, pulling_away).
+        generator_adversarial_weight: weight of the loss's generator term (0 with feature matching
+            alone: Salimans et al. 2016, Sec. 3.1).
+        critic_pretrain_steps: critic-only steps on real data before training (EBGAN's autoencoder
+            pretraining; the loss must define one). They consume real batches, no generator iterations.
+        generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``.
         data_shape: filled in from the datamodule by the CLI.
         z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
             al. 2014's code; DCGAN). A bounded prior puts less mass where the generator must cross
-            the gaps between separated modes (2D benchmark: notebooks/results/toy/TUNING.md).
+            the gaps between separated modes (docs/benchmarks.md).
         n_critic: critic steps per generator step, each on a fresh real batch.
         g_batch_size: fakes in each generator step, counted over all ranks like `data.batch_size`
-            (null: the real batch's size; BigGAN-PyTorch's `G_batch_size`). A generator step needs
-            no real data, so a larger one buys a less noisy generator gradient at the cost of the
-            generator step alone.
+            (null: the real batch's size; BigGAN-PyTorch's `G_batch_size`).
         optimizer, lr_g, lr_d, betas: separate learning rates give TTUR (Heusel et al. 2017).
         lr_decay: "linear" decays both learning rates to 0 over `trainer.max_steps` generator
             iterations (WGAN-GP and SNGAN CIFAR setups).
@@ -62,22 +71,25 @@ class AdversarialModule(L.LightningModule):
             generator iteration (Arjovsky et al. 2017 reference code).
         ema_decay: keep an exponential moving average of the generator for sampling (e.g. 0.999).
         grad_clip: clip each network's gradient norm (after AMP unscaling) to this value.
-        fused_adam: torch's fused Adam kernel, one kernel per step instead of ~10 per tensor (13% of a
-            2D-toy iteration on CPU). The same update rounded differently, so off by default: the
-            committed benchmark tables then reproduce bit for bit. Not with fp16's GradScaler.
+        fused_adam: torch's fused Adam kernel, one kernel per step instead of ~10 per tensor. The
+            same update rounded differently, so off by default.
         seed: seeds the noise/penalty draws and the fixed evaluation noise.
         iterations_per_batch: generator iterations per Lightning batch. Lightning's per-batch loop
-            (batch fetch, every callback's batch hooks) cost about 0.6 ms on this 2-core CPU
-            whatever the step does, 12% of a 2D-toy iteration (notebooks/results/speed/README.md,
-            session 10); k iterations per batch pay it once per k. The batches, noise
-            and weights are the same as with 1. The callbacks' step intervals (checkpoints, image
-            grids, metric curves) must then be multiples of k, an integer `val_check_interval`
-            counts k iterations per batch, and schedules that make a batch hold other than k
-            iterations (WGAN's warm-up, EBGAN's pretraining) are refused.
+            costs about 0.6 ms per batch on a 2-core x86 CPU whatever the step does
+            (docs/performance.md); k iterations per batch pay it once per k. The batches, noise and
+            weights are the same as with 1. The callbacks' step intervals must then be multiples of k,
+            and schedules that make a batch hold other than k iterations (WGAN's warm-up, critic
+            pretraining) are refused.
     """
 
     def __init__(
         self,
+        loss: Spec = "non_saturating",
+        regularizers: list[Spec] | None = None,
+        constraint: Spec = "none",
+        generator_terms: list[Spec] | None = None,
+        generator_adversarial_weight: float = 1.0,
+        critic_pretrain_steps: int = 0,
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         data_shape: tuple[int, ...] = (2,),
@@ -106,10 +118,14 @@ class AdversarialModule(L.LightningModule):
         _check(z_prior in Z_PRIORS, "model.z_prior", z_prior, ", ".join(Z_PRIORS))
         _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
+        _check(all(0 <= b < 1 for b in betas), "model.betas", list(betas), "two floats in [0, 1)")
         _check(optimizer in ("adam", "rmsprop", "sgd"), "model.optimizer", optimizer, "adam, rmsprop, sgd")
         _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
         _check(ema_decay is None or 0 <= ema_decay < 1, "model.ema_decay", ema_decay, "null or a float in [0, 1)")
         _check(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "null or a float > 0")
+        _check(generator_adversarial_weight >= 0, "model.generator_adversarial_weight", generator_adversarial_weight,
+               "a float >= 0")
+        _check(critic_pretrain_steps >= 0, "model.critic_pretrain_steps", critic_pretrain_steps, "an integer >= 0")
         _check(iterations_per_batch >= 1, "model.iterations_per_batch", iterations_per_batch, "an integer >= 1")
         _check(
             iterations_per_batch == 1 or not wgan_warmup,
@@ -117,16 +133,32 @@ class AdversarialModule(L.LightningModule):
             iterations_per_batch,
             "1 with model.wgan_warmup=true (its 100-critic-step iterations do not fill whole batches)",
         )
+        _check(
+            iterations_per_batch == 1 or critic_pretrain_steps == 0,
+            "model.iterations_per_batch",
+            iterations_per_batch,
+            "1 with model.critic_pretrain_steps > 0 (pretraining batches do not fill whole generator iterations)",
+        )
         self.data_shape = tuple(data_shape)
         generator = generator or _default_net(self.data_shape)
         critic = critic or _default_net(self.data_shape)
+        self.objective = resolve_objective(loss, regularizers, constraint, generator_terms, critic)
+        _check(
+            critic_pretrain_steps == 0 or self.objective.loss.pretrain is not None,
+            "model.critic_pretrain_steps",
+            critic_pretrain_steps,
+            f"0 with model.loss={loss!r} (only a loss with a critic-only form, e.g. ebgan, pretrains)",
+        )
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
         self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
         self.iterations_per_batch = iterations_per_batch
         self.z_draw = Z_PRIORS[z_prior]
         self.generator = build_generator(generator, z_dim, self.data_shape)
-        self.critic = self.build_critic(critic)
+        self.critic = build_critic(critic, self.data_shape)
+        if self.objective.constraint.wrap is not None:
+            self.critic = self.objective.constraint.wrap(self.critic)
+        self._project_critic()
         self.generator_ema: nn.Module | None = None
         if ema_decay is not None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -137,21 +169,52 @@ class AdversarialModule(L.LightningModule):
         self.critic_steps_since_generator = 0
         self.step_losses: dict[str, Tensor] = {}  # this step's losses, for NonFiniteGuard's message
         self.stop_on_nonfinite = True  # NonFiniteGuard(policy="skip") turns the post-step check off
+        self._unchecked: list[tuple[int, Tensor, Tensor]] = []  # losses not yet checked for NaN/Inf
+        self._lazy_logs: Logs = {}  # the last Dreg phase's values, logged with the next iteration
 
-    # ----------------------------------------------------------------------------------- variant API
-    def build_critic(self, spec: dict[str, Any]) -> nn.Module:
-        return build_critic(spec, self.data_shape)
+    # ---------------------------------------------------------------------------------- objective
+    def _project_critic(self) -> None:
+        if self.objective.constraint.project is not None:
+            self.objective.constraint.project(self.critic)
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
-        """The critic's objective on one real batch and detached fakes; returns (loss, logs)."""
-        raise NotImplementedError
+        """Dmain: the loss on one real batch and detached fakes, plus every eager regulariser."""
+        d_real, d_fake = self.critic(real), self.critic(fake)
+        adversarial = self.objective.loss
+        loss = adversarial.critic(d_real, d_fake, real, fake)
+        logs = adversarial.logs(d_real, d_fake, real, fake, loss)
+        total, reg_logs = self.regularizer_loss(self.objective.eager, real, fake, gain=1)
+        return (loss if total is None else loss + total), {**logs, **reg_logs}
+
+    def regularizer_loss(self, terms: tuple, real: Tensor, fake: Tensor, gain: int) -> tuple[Tensor | None, Logs]:
+        """sum_i gain * weight_i * R_i(critic, real, fake, draws); `gain` is a lazy phase's interval."""
+        total, logs = None, {}
+        for reg in terms:
+            value = reg.term.fn(self.penalty_critic, real, fake, self)
+            logs[f"train/{reg.name}"] = value.detach()
+            weighted = (gain * reg.weight) * value
+            total = weighted if total is None else total + weighted
+        return total, logs
 
     def generator_loss(self, fake: Tensor, real: Tensor) -> tuple[Tensor, Logs]:
-        """The generator's objective on fakes that carry gradient to the generator."""
-        raise NotImplementedError
-
-    def after_critic_step(self) -> None:
-        """Hook after each critic update (e.g. WGAN weight clipping)."""
+        """Gmain: the loss's generator term plus the generator terms, on fakes that carry gradient."""
+        weight, terms, total, logs = self.hparams.generator_adversarial_weight, self.objective.generator_terms, None, {}
+        codes = None
+        if any(t.term.reads_codes for t in terms):  # one autoencoder pass gives energies and codes
+            d_fake, codes = self.critic.energy_and_code(fake)
+        elif weight:
+            d_fake = self.critic(fake)
+        if weight:
+            total = self.objective.loss.generator(d_fake)
+            total = total if weight == 1 else weight * total
+        for term in terms:
+            value = term.term.fn(self.critic, fake, real, codes)
+            logs[f"train/{term.name}"] = value.detach()
+            weighted = term.weight * value
+            total = weighted if total is None else total + weighted
+        if total is None:
+            raise ValueError("model.generator_adversarial_weight=0 is invalid without model.generator_terms")
+        return total, logs
 
     @property
     def penalty_critic(self) -> nn.Module:
@@ -234,12 +297,23 @@ class AdversarialModule(L.LightningModule):
             self.train_on_real_batch(real)
 
     def train_on_real_batch(self, real: Tensor) -> None:
-        """One critic step on `real`, and the generator step when it completes an iteration."""
+        """One critic step on `real` (Dmain, then Dreg when a lazy regulariser is due), and the
+        generator step (Gmain) when it completes an iteration."""
+        pretrain = self.objective.loss.pretrain
+        if pretrain is not None and self.real_batches_consumed < self.hparams.critic_pretrain_steps:
+            self.critic_update(pretrain(self.critic(real)))
+            return
         g_opt = self.optimizers()[1]
-        fake = self.generator(self.noise(len(real))).detach()
+        with torch.no_grad():  # the critic step needs no graph through the generator (BatchNorm still updates)
+            fake = self.generator(self.noise(len(real)))
         d_loss, d_logs = self.critic_loss(real, fake)
         self.step_losses = {"critic": d_loss.detach()}
         self.critic_update(d_loss)
+        lazy = self.objective.lazy_due(self.real_batches_consumed - self.hparams.critic_pretrain_steps)
+        if lazy:
+            reg_loss, reg_logs = self.regularizer_loss(lazy, real, fake, gain=lazy[0].every)
+            self.critic_update(reg_loss, consumes_batch=False)
+            self._lazy_logs = reg_logs
         self.critic_steps_since_generator += 1
         if self.critic_steps_since_generator < self.current_n_critic():
             return
@@ -253,12 +327,27 @@ class AdversarialModule(L.LightningModule):
         g_opt.step()  # advances global_step: one generator iteration
         self.untoggle_optimizer(g_opt)
         if self.stop_on_nonfinite:
-            _check_finite({"critic": d_loss, "generator": g_loss}, self.global_step)
+            self._guard_finite(d_loss, g_loss)
         self._update_ema()
         self._broadcast_buffers()
         for scheduler in self.lr_schedulers() or []:
             scheduler.step()
-        self.log_metrics({"train/critic_loss": d_loss, "train/generator_loss": g_loss, **d_logs, **g_logs})
+        logs = {"train/critic_loss": d_loss, "train/generator_loss": g_loss, **d_logs, **self._lazy_logs, **g_logs}
+        self.log_metrics(logs)
+
+    def _guard_finite(self, d_loss: Tensor, g_loss: Tensor) -> None:
+        """Queue this iteration's losses and check them, in one host-device transfer, on the steps
+        where anything is written (logs, checkpoints, grids) or training ends: no checkpoint is
+        written after a non-finite step, and a GPU is not synchronised every iteration."""
+        self._unchecked.append((self.global_step, d_loss.detach(), g_loss.detach()))
+        step, trainer = self.global_step, self._trainer
+        every = [max(trainer.log_every_n_steps, 1), *step_intervals(trainer).values()] if trainer else [1]
+        if not any(step % e == 0 for e in every) and step < (trainer.max_steps if trainer else 0):
+            return
+        steps = [s for s, _, _ in self._unchecked]
+        values = torch.stack([torch.stack([d, g]) for _, d, g in self._unchecked]).float().cpu()
+        self._unchecked = []
+        _check_finite(steps, values)
 
     def generator_batch_size(self, real: Tensor) -> int:
         """This rank's fakes in a generator step: its share of `g_batch_size`, else len(real)."""
@@ -266,16 +355,16 @@ class AdversarialModule(L.LightningModule):
             return len(real)
         return self.g_batch_size // (self._trainer.world_size if self._trainer is not None else 1)
 
-    def critic_update(self, loss: Tensor) -> None:
-        """One critic step on one real batch."""
+    def critic_update(self, loss: Tensor, consumes_batch: bool = True) -> None:
+        """One critic optimiser step (a Dmain step on a real batch, or a Dreg phase)."""
         d_opt = self.optimizers()[0]
         d_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         # Through the strategy (AMP scaling, clipping hook, DDP) but not LightningOptimizer.step,
         # which would advance global_step: critic steps are not generator iterations.
         self.trainer.strategy.optimizer_step(d_opt.optimizer, _noop)
-        self.after_critic_step()
-        self.real_batches_consumed += 1
+        self._project_critic()
+        self.real_batches_consumed += int(consumes_batch)
 
     def _recompute_ema_batchnorm_stats(self) -> None:
         """Standing statistics for the EMA generator (`gan_modules.nets.standing_stats`); a no-op
@@ -340,9 +429,13 @@ class AdversarialModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------ validation
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        """Held-out critic scores: their gap is the WGAN critic's distance estimate."""
+        """Held-out critic scores: their gap is the WGAN critic's distance estimate. The noise has its
+        own stream per batch, so turning validation on leaves the training run unchanged."""
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        fake = self.generator(self.noise(len(real)))
+        trainer = self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        stream = GlobalDraws(self.hparams.seed + VALIDATION_SEED_OFFSET + batch_idx)
+        fake = self.generator(stream.draw(self.z_draw, (len(real), self.z_dim), self.device, rank, world))
         critic_real, critic_fake = self.critic(real).mean(), self.critic(fake).mean()
         self.log_dict(
             {
@@ -360,8 +453,10 @@ class AdversarialModule(L.LightningModule):
         hp = self.hparams
         if self._trainer is not None:
             self.check_trainer(self._trainer)
+        k = self.objective.lazy_interval
+        ratio = k / (k + 1) if k > 1 else 1.0  # stylegan2-ada-pytorch's mb_ratio for a lazy Dreg phase
         opts = [
-            self._optimizer(self.critic.parameters(), hp.lr_d),
+            self._optimizer(self.critic.parameters(), hp.lr_d, ratio),
             self._optimizer(self.generator.parameters(), hp.lr_g),
         ]
         if hp.lr_decay == "none":
@@ -372,10 +467,13 @@ class AdversarialModule(L.LightningModule):
         scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda it: max(0.0, 1.0 - it / total)) for o in opts]
         return opts, [{"scheduler": s, "interval": "step"} for s in scheds]
 
-    def _optimizer(self, params: Any, lr: float) -> torch.optim.Optimizer:
+    def _optimizer(self, params: Any, lr: float, ratio: float = 1.0) -> torch.optim.Optimizer:
+        """`ratio` < 1 (a lazy regulariser's k / (k + 1)) scales lr and raises the betas to that power."""
         hp = self.hparams
+        lr = lr * ratio if ratio != 1.0 else lr
         if hp.optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=tuple(hp.betas), fused=hp.fused_adam)
+            betas = tuple(b**ratio for b in hp.betas) if ratio != 1.0 else tuple(hp.betas)
+            return torch.optim.Adam(params, lr=lr, betas=betas, fused=hp.fused_adam)
         if hp.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr)
         return torch.optim.SGD(params, lr=lr)
@@ -456,9 +554,11 @@ class NonFiniteLossError(FloatingPointError):
     """A loss became NaN/Inf; the message names the iteration and the loss."""
 
 
-def _check_finite(losses: dict[str, Tensor], iteration: int) -> None:
-    """Raise before the step's checkpoint is written, so the last checkpoint on disk stays good."""
-    for which, loss in losses.items():
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLossError(f"{which} loss is {value} at generator iteration {iteration}; stopping")
+def _check_finite(steps: list[int], values: Tensor) -> None:
+    """Raise before the step's checkpoint is written, so the last checkpoint on disk stays good;
+    `values` holds (critic, generator) losses per generator iteration in `steps`."""
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        row, col = bad[0].tolist()
+        which = ("critic", "generator")[col]
+        raise NonFiniteLossError(f"{which} loss is {values[row, col].item()} at generator iteration {steps[row]}; stopping")

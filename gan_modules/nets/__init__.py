@@ -1,39 +1,43 @@
-"""The network zoo, built from small config dicts: {"arch": name, **constructor kwargs}."""
+"""The network zoo, built from small config dicts: {"arch": name, **constructor kwargs}.
+
+Architectures are entries of two registries (`gan_modules.registry`); an `arch` with a dot is an
+import path to a network class anywhere. Spectral normalisation is a constraint of the objective
+(`model.constraint: spectral_norm`), not an option of a net.
+"""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import nn
 
-from gan_modules.constraints import apply_spectral_norm
 from gan_modules.nets.autoencoder import AutoencoderCritic
 from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
 from gan_modules.nets.dcgan import DCGANCritic, DCGANGenerator
 from gan_modules.nets.mlp import MLPCritic, MLPGenerator
 from gan_modules.nets.resnet import ResNetCritic, ResNetGenerator
+from gan_modules.registry import Registry
 
-GENERATORS: dict[str, type[Generator]] = {"mlp": MLPGenerator, "dcgan": DCGANGenerator, "resnet": ResNetGenerator}
-CRITICS: dict[str, type[nn.Module]] = {
-    "mlp": MLPCritic,
-    "dcgan": DCGANCritic,
-    "resnet": ResNetCritic,
-    "autoencoder": AutoencoderCritic,
-}
+GENERATORS: Registry[nn.Module] = Registry("model.generator.arch")
+CRITICS: Registry[nn.Module] = Registry("model.critic.arch")
+for _name, _cls in {"mlp": MLPGenerator, "dcgan": DCGANGenerator, "resnet": ResNetGenerator}.items():
+    GENERATORS.register(_name)(_cls)
+for _name, _cls in {"mlp": MLPCritic, "dcgan": DCGANCritic, "resnet": ResNetCritic, "autoencoder": AutoencoderCritic}.items():
+    CRITICS.register(_name)(_cls)
 
 
-def _build(registry: dict[str, type[nn.Module]], role: str, spec: dict[str, Any], *args: Any) -> nn.Module:
+def _build(registry: Registry[nn.Module], role: str, spec: dict[str, Any], *args: Any) -> nn.Module:
     spec = dict(spec)
     arch = spec.pop("arch", None)
-    if arch not in registry:
-        raise ValueError(f"model.{role}.arch={arch!r} is unknown; allowed: {', '.join(registry)}")
-    accepted = set(inspect.signature(registry[arch]).parameters)
+    if not isinstance(arch, str):
+        raise ValueError(f"model.{role}.arch={arch!r} is unknown; allowed: {', '.join(registry.names())}")
+    cls = registry.factory(arch)
+    accepted = set(registry.options(arch))
     for key in spec:
         if key not in accepted:
             allowed = ", ".join(sorted(accepted - {"z_dim", "data_shape"}))
             raise ValueError(f"model.{role}.{key} is not an option of the {arch} {role}; allowed: {allowed}")
-    return registry[arch](*args, **spec)
+    return cls(*args, **spec)
 
 
 def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...]) -> nn.Module:
@@ -41,11 +45,7 @@ def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...
 
 
 def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...]) -> nn.Module:
-    """Build a critic; `spectral_norm: true` in the spec normalises every weight layer (SNGAN)."""
-    spec = dict(spec)
-    spectral = bool(spec.pop("spectral_norm", False))
-    critic = _build(CRITICS, "critic", spec, data_shape)
-    return apply_spectral_norm(critic) if spectral else critic
+    return _build(CRITICS, "critic", spec, data_shape)
 
 
 __all__ = [
