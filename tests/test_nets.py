@@ -118,7 +118,8 @@ def test_default_init_is_pytorchs_and_unknown_init_is_a_one_line_error():
     plain = build_critic({"arch": "dcgan", "width": 8}, CIFAR)
     torch.manual_seed(3)
     default = build_critic({"arch": "dcgan", "width": 8, "init": "default"}, CIFAR)
-    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), default.state_dict().values()))
+    pairs = zip(plain.state_dict().values(), default.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     with pytest.raises(ValueError, match=r"^model.critic.init='xavier' is unknown; allowed: default, dcgan, glorot$"):
         build_critic({"arch": "dcgan", "width": 8, "init": "xavier"}, CIFAR)
 
