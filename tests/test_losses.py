@@ -123,7 +123,6 @@ def test_pulling_away_term_refuses_a_batch_of_one():
         losses.pulling_away_term(torch.ones(1, 3))
 
 
-
 # ---------------------------------------------------------------------------- Loss-Sensitive GAN
 def test_loss_sensitive_critic_loss_and_l1_margin():
     real, fake = T([[1.0, 2.0], [0.0, 0.0]]), T([[0.0, 0.0], [0.0, -0.5]])
