@@ -24,9 +24,10 @@ def default_init(net: nn.Module) -> None:
 def dcgan_init(net: nn.Module) -> None:
     """DCGAN (Radford et al. 2016, Sec. 4): weights N(0, 0.02); BatchNorm gamma N(1, 0.02), beta 0.
 
-    As the reference codes do it: `weights_init` of martinarjovsky/WassersteinGAN main.py (conv and
-    BatchNorm; the DCGAN nets there have no biases) and the N(0, 0.02) / zero-bias `conv2d`,
-    `deconv2d`, `linear` ops of xudonmao/LSGAN ops.py; biases here start at 0 accordingly.
+    As `weights_init` in martinarjovsky/WassersteinGAN main.py and guojunq/lsgan lsgan.lua (conv and
+    BatchNorm; their conv layers have no biases, so biases here start at 0, as the zero-bias ops of
+    xudonmao/LSGAN ops.py). LSGAN's ops.py and chainer-gan-lib keep BatchNorm gamma at 1 and ops.py
+    truncates the conv weights' normal at 2 sigma; both are this scheme up to those details.
     """
     for m in net.modules():
         if isinstance(m, WEIGHT_LAYERS):
@@ -43,6 +44,10 @@ def glorot_init(net: nn.Module) -> None:
     resnet_32.py / snresnet_32.py): Glorot-uniform weights, gain sqrt(2) on the two 3x3 convs of each
     residual block, gain 1 on shortcuts, the linear layers and the output conv; biases 0 (chainer's
     default). BatchNorm keeps gamma 1, beta 0, chainer's default too.
+
+    WGAN-GP's tflib (igul222/improved_wgan_training, tflib/ops/conv2d.py, linear.py) is the same
+    scheme: U[-sqrt(3) s, sqrt(3) s] with s = sqrt(4 / (fan_in + fan_out)) for `he_init` convs (the
+    residual ones), sqrt(2 / (fan_in + fan_out)) for shortcuts, the output conv and linear layers.
     """
     residual = {id(conv) for block in net.modules() if isinstance(block, ResidualBlock) for conv in block.residual()}
     for m in net.modules():
