@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import lightning as L
@@ -52,6 +53,10 @@ class GANDataModule(L.LightningDataModule):
         """Stored rows -> float32 model inputs (images: uint8 -> [-1, 1])."""
         return stored.float()
 
+    def dequantizer(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """(stored rows, u ~ U[0, 1) per element) -> training inputs with dequantisation noise; None: off."""
+        return None
+
     @property
     def stored(self) -> torch.Tensor:
         if self._data is None:
@@ -84,6 +89,7 @@ class GANDataModule(L.LightningDataModule):
             self._from_model("real_batches_consumed", 0),  # a resumed run continues its data order
             self.decode,
             self._from_model("real_batches_per_step", 1),  # the engine: n_critic, one per critic step
+            self.dequantizer(),
         )
         return DataLoader(stream, batch_size=None, num_workers=0)
 

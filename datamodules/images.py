@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,18 +36,40 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
+def dequantize_images(stored: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """uint8 x and u ~ U[0, 1) -> (x + u) / 128 - 1: uniform noise over each pixel value's bin.
+
+    The reference form is WGAN-GP's gan_cifar_resnet.py (Gulrajani et al. 2017 code), lines 194-195,
+    `2*((x/256.)-.5)` plus `tf.random_uniform(..., minval=0., maxval=1./128)`, the same in WGAN-CT's
+    CT_gan_cifar_resnet.py (lines 201-202) and SNGAN's datasets/cifar10.py (`x / 128. - 1.` plus
+    U[0, 1/128)); values lie in [-1, 1), on a 1/128 grid where `decode` uses 1/127.5.
+    """
+    return (stored.float() + u) / 128.0 - 1.0
+
+
 class ImageDataModule(GANDataModule):
-    """Shared image logic: declared shape, optional resize, uint8 <-> [-1, 1]."""
+    """Shared image logic: declared shape, optional resize, uint8 <-> [-1, 1].
+
+    `dequantize` adds uniform noise to the *training* batches (`dequantize_images`), drawn per global
+    batch from the data seed (`GlobalBatchStream.local_noise`), so it is resumable and the same on any
+    number of ranks; evaluation data stays undithered, as in the reference codes.
+    """
 
     kind = "image"
     native_size: int = 32
     channels: int = 3
 
-    def __init__(self, image_size: int | None = None, batch_size: int = 64, seed: int = 0) -> None:
+    def __init__(
+        self, image_size: int | None = None, batch_size: int = 64, seed: int = 0, dequantize: bool = False
+    ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         if image_size is not None and image_size < 4:
             raise ValueError(f"data.image_size={image_size} is invalid; allowed: an integer >= 4 or null")
         self.image_size = image_size or self.native_size
+        self.dequantize = dequantize
+
+    def dequantizer(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        return dequantize_images if self.dequantize else None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -132,6 +155,7 @@ class TorchvisionDataModule(ImageDataModule):
         image_size: int | None = None,
         batch_size: int = 64,
         seed: int = 0,
+        dequantize: bool = False,
     ) -> None:
         if dataset not in self.SHAPES:
             raise ValueError(f"data.dataset={dataset!r} is unknown; allowed: {', '.join(self.SHAPES)}")
@@ -143,7 +167,7 @@ class TorchvisionDataModule(ImageDataModule):
             )
         self.name = dataset
         self.channels, self.native_size = self.SHAPES[dataset]
-        super().__init__(image_size=image_size, batch_size=batch_size, seed=seed)
+        super().__init__(image_size=image_size, batch_size=batch_size, seed=seed, dequantize=dequantize)
         self.root = Path(root).expanduser()
         self._split = split
         self.download = download

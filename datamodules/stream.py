@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+# Keeps the noise generators' seeds apart from the permutation seeds (seed * 1_000_003 + pass).
+NOISE_SEED_OFFSET = 2**40
+
 
 class GlobalBatchStream(IterableDataset):
     """Yields this rank's slice of global batch k, for k = start, start + 1, ...
@@ -28,7 +31,8 @@ class GlobalBatchStream(IterableDataset):
     the pass number) every time the data is exhausted; the incomplete tail of a pass is dropped.
     Rank r receives rows [r*B_local, (r+1)*B_local) of each global batch. With `batches_per_step`
     n > 1, each item holds n consecutive batches stacked on a new leading dimension, shape
-    (n, B_local, ...), gathered in one indexing operation.
+    (n, B_local, ...), gathered in one indexing operation. With `dequantize`, rows are decoded by
+    `dequantize(stored_rows, u)` with u from `local_noise(k)` instead of by `decode`.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class GlobalBatchStream(IterableDataset):
         start: int = 0,
         decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
         batches_per_step: int = 1,
+        dequantize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         if batches_per_step < 1:
@@ -60,6 +65,7 @@ class GlobalBatchStream(IterableDataset):
         self.world_size = world_size
         self.start = start
         self.decode = decode or (lambda batch: batch)
+        self.dequantize = dequantize
         self.batches_per_step = batches_per_step
         self.batches_per_pass = len(data) // global_batch_size
         self._perm_pass = -1
@@ -79,16 +85,29 @@ class GlobalBatchStream(IterableDataset):
         lo = self.rank * self.local_batch_size
         return self.global_indices(k)[lo : lo + self.local_batch_size]
 
+    def local_noise(self, k: int) -> torch.Tensor:
+        """U[0, 1) per element of this rank's rows of global batch k: drawn for the whole global batch
+        from (seed, k) alone, so every world size and every resume sees the same noise on the same row."""
+        gen = torch.Generator().manual_seed((self.seed * 1_000_003 + k + NOISE_SEED_OFFSET) % (2**63))
+        noise = torch.rand((self.global_batch_size, *self.data.shape[1:]), generator=gen)
+        lo = self.rank * self.local_batch_size
+        return noise[lo : lo + self.local_batch_size]
+
+    def _rows(self, batches: range) -> torch.Tensor:
+        idx = torch.cat([self.local_indices(j) for j in batches])
+        if self.dequantize is None:
+            return self.decode(self.data[idx])
+        return self.dequantize(self.data[idx], torch.cat([self.local_noise(j) for j in batches]))
+
     def local_batch(self, k: int) -> torch.Tensor:
-        return self.decode(self.data[self.local_indices(k)])
+        return self._rows(range(k, k + 1))
 
     def local_batches(self, k: int) -> torch.Tensor:
         """This rank's slices of global batches k .. k + batches_per_step - 1, stacked."""
         n = self.batches_per_step
         if n == 1:
             return self.local_batch(k)
-        idx = torch.cat([self.local_indices(j) for j in range(k, k + n)])
-        rows = self.decode(self.data[idx])
+        rows = self._rows(range(k, k + n))
         return rows.view(n, self.local_batch_size, *rows.shape[1:])
 
     def __iter__(self) -> Iterator[torch.Tensor]:

@@ -79,6 +79,8 @@ def ebgan_generator_loss(energy_fake: Tensor) -> Tensor:
 def pulling_away_term(codes: Tensor) -> Tensor:
     """f_PT = 1/(N(N-1)) sum_{i != j} (S_i^T S_j / (|S_i| |S_j|))^2 on encoder codes of fakes."""
     n = codes.shape[0]
+    if n < 2:
+        raise ValueError(f"pulling_away_term needs a batch of at least 2 codes (it averages over pairs); got {n}")
     s = F.normalize(codes.flatten(1), dim=1)
     cos2 = (s @ s.T).pow(2)
     return (cos2.sum() - cos2.diagonal().sum()) / (n * (n - 1))

@@ -53,11 +53,13 @@ def dragan_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, noise: Tens
 
     x_p = x + 0.5 * std(x) * u with u ~ U[0, 1) elementwise (`noise`), then x_hat = x + alpha (x_p - x)
     with one alpha ~ U[0, 1) per sample, penalty E[(||grad D(x_hat)|| - 1)^2]. This is the authors'
-    reference (kodalinaveen3/DRAGAN, DRAGAN.ipynb: `get_perturbed_batch` and the interpolates);
-    std is the scalar std of the whole batch, as there.
+    reference (kodalinaveen3/DRAGAN, DRAGAN.ipynb): `get_perturbed_batch` is
+    `minibatch + 0.5 * minibatch.std() * np.random.random(minibatch.shape)`, so u is U[0, 1) (not
+    U[-1, 1] nor normal) and std is numpy's: one scalar over the whole batch, population form (ddof 0);
+    alpha is `tf.random_uniform([mb_size, 1], 0, 1)`.
     """
     real = real.detach()
-    perturbed = real + 0.5 * real.std() * noise
+    perturbed = real + 0.5 * real.std(correction=0) * noise
     alpha = alpha.view(-1, *([1] * (real.dim() - 1)))
     norms = input_gradient_norm(critic, real + alpha * (perturbed - real))
     return (norms - 1).pow(2).mean()

@@ -97,3 +97,44 @@ def test_print_config_shows_the_resolved_model(toy_config, capsys):
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: gan_modules.WGANGP" in printed and "n_critic: 2" in printed
+
+
+def _digits_fit(root, max_steps: int) -> list[str]:
+    """A WGAN-GP fit on digits with the reference-setup options: dequantised data, DCGAN init, mean pooling."""
+    return [
+        "fit",
+        "--model",
+        "gan_modules.WGANGP",
+        "--model.init_args.n_critic",
+        "2",
+        "--model.init_args.z_dim",
+        "4",
+        "--model.init_args.generator",
+        "{arch: dcgan, width: 4, init: dcgan}",
+        "--model.init_args.critic",
+        "{arch: resnet, width: 4, pooling: mean, init: glorot}",
+        "--data",
+        "datamodules.DigitsDataModule",
+        "--data.init_args.batch_size",
+        "8",
+        "--data.init_args.dequantize",
+        "true",
+        "--trainer.max_steps",
+        str(max_steps),
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.deterministic",
+        "true",
+    ]
+
+
+def test_a_resumed_dequantised_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    assert main(_digits_fit(tmp_path / "straight", 4)) == 0
+    assert main(_digits_fit(tmp_path / "resumed", 2)) == 0
+    assert main(_digits_fit(tmp_path / "resumed", 4)) == 0  # continues from last.ckpt
+    straight, resumed = (load_module(tmp_path / r / "checkpoints" / "last.ckpt") for r in ("straight", "resumed"))
+    assert resumed.critic.pooling == "mean"
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

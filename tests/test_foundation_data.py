@@ -131,3 +131,38 @@ def test_image_folder_loads_rgb_images_resized_to_the_declared_shape(tmp_path):
     x = dm.real_samples()
     assert dm.data_shape == (3, 16, 16) and x.shape == (6, 3, 16, 16)
     assert x.min() >= -1 and x.max() <= 1
+
+
+# --- dequantisation (WGAN-GP gan_cifar_resnet.py lines 194-195) -----------------------------------------
+def _digits_stream(dm: DigitsDataModule, **kwargs) -> GlobalBatchStream:
+    return GlobalBatchStream(dm.stored, 16, seed=dm.seed, decode=dm.decode, dequantize=dm.dequantizer(), **kwargs)
+
+
+def test_dequantised_batches_are_the_reference_form_on_the_same_rows():
+    dm = DigitsDataModule(batch_size=16, seed=2, dequantize=True)
+    dithered = _take(_digits_stream(dm), 120)  # 112 batches per pass: the second pass revisits the rows
+    plain = _take(GlobalBatchStream(dm.stored, 16, seed=2, decode=dm.decode), 120)
+    u = []
+    for x, clean in zip(dithered, plain, strict=True):
+        stored = ((clean + 1) * 127.5).round()  # the uint8 values of the same rows
+        u.append((x - 2 * (stored / 256.0 - 0.5)) * 128)  # reference: 2 (x / 256 - 1/2) + U[0, 1/128)
+    u = torch.cat(u).flatten()
+    assert float(u.min()) >= 0.0 and float(u.max()) <= 1.0  # 1.0 only from float32 rounding of x + u
+    assert u.mean().item() == pytest.approx(0.5, abs=0.005)  # ~120k draws of U[0, 1): mean 1/2, var 1/12
+    assert u.var().item() == pytest.approx(1 / 12, rel=0.02)
+    first, again = dithered[0], dithered[112 + 0]
+    assert not torch.equal(first, again)  # fresh noise on every visit, not a fixed offset per image
+    assert DigitsDataModule(batch_size=16, dequantize=False).dequantizer() is None
+    assert torch.equal(dm.real_samples(), dm.decode(dm.stored))  # evaluation data is not dithered
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_dequantisation_noise_is_the_same_on_any_world_size_and_after_a_resume(world):
+    dm = DigitsDataModule(batch_size=16, seed=5, dequantize=True)
+    single = _take(_digits_stream(dm), 12)
+    for rank in range(world):
+        items = _take(_digits_stream(dm, rank=rank, world_size=world, start=3, batches_per_step=3), 3)
+        for i, item in enumerate(items):
+            for j in range(3):
+                expected = single[3 + 3 * i + j].view(world, 16 // world, 1, 8, 8)[rank]
+                assert torch.equal(item[j], expected)

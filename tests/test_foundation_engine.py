@@ -213,7 +213,8 @@ def test_autoencoder_critic_energy_is_mean_squared_reconstruction_error():
 def test_impossible_image_size_and_unknown_arch_are_one_line_errors():
     with pytest.raises(ValueError, match=r"dcgan cannot produce 30x30 images; allowed sizes are 4\*2\^k or 7\*2\^k"):
         build_generator({"arch": "dcgan"}, 4, (1, 30, 30))
-    with pytest.raises(ValueError, match=r"model.critic.arch='vit' is unknown; allowed: mlp, dcgan, resnet, auto"):
+    allowed = "mlp, dcgan, resnet, standard_cnn, autoencoder"
+    with pytest.raises(ValueError, match=rf"^model.critic.arch='vit' is unknown; allowed: {allowed}$"):
         build_critic({"arch": "vit"}, (2,))
     with pytest.raises(ValueError, match=r"model.generator.depth is not an option of the mlp generator"):
         build_generator({"arch": "mlp", "depth": 3}, 4, (2,))

@@ -118,6 +118,11 @@ def test_pulling_away_term():
     assert losses.pulling_away_term(codes).item() == pytest.approx(naive.item(), rel=1e-5)
 
 
+def test_pulling_away_term_refuses_a_batch_of_one():
+    with pytest.raises(ValueError, match=r"^pulling_away_term needs a batch of at least 2 codes .*; got 1$"):
+        losses.pulling_away_term(torch.ones(1, 3))
+
+
 # ---------------------------------------------------------------------------- Loss-Sensitive GAN
 def test_loss_sensitive_critic_loss_and_l1_margin():
     real, fake = T([[1.0, 2.0], [0.0, 0.0]]), T([[0.0, 0.0], [0.0, -0.5]])

@@ -122,6 +122,16 @@ def test_precision_recall_equals_a_brute_force_knn_manifold_check():
     assert 0 < precision < 1 and 0 < recall < 1
 
 
+def test_fakes_on_half_the_real_manifold_have_precision_one_and_recall_one_half():
+    """Real data: two far-apart clusters; fakes: the first cluster's points. Every fake is a real point
+    (precision exactly 1), and only the first cluster's reals lie in the fake manifold (recall exactly
+    1/2): the case that tells the two apart, swapped in torch-fidelity before 0.4.0 (issues #58, #70)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(200, 4, generator=gen), torch.randn(200, 4, generator=gen) + 50.0
+    precision, recall = scores.precision_recall(a.clone(), torch.cat([a, b]))
+    assert (precision, recall) == (1.0, 0.5)
+
+
 def test_class_coverage_analytic_cases():
     big = 50.0  # one-hot logits scaled up: softmax ~ one-hot, confidence ~ 1
     balanced = big * torch.nn.functional.one_hot(torch.arange(100) % 10, 10).float()

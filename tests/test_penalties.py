@@ -3,6 +3,7 @@ they are evaluated at against the papers' constructions (recorded with forward p
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -133,18 +134,20 @@ def test_dragan_penalty_points_are_near_the_data_as_in_the_reference_code():
     replay.calls = module.draws.calls
     module.critic_loss(real, fake)
     noise, alpha = replay.draw("uniform", (256, 2), real.device), replay.draw("uniform", (256,), real.device)
-    # Kodali 2017 reference notebook: x_p = x + 0.5 std(x) U[0, 1); x_hat = x + alpha (x_p - x)
-    expected = real + alpha[:, None] * (0.5 * real.std() * noise)
+    # Kodali 2017 reference notebook: x_p = x + 0.5 * np.std(x) * np.random.random(x.shape) (np.std: ddof 0,
+    # one scalar over the batch; np.random.random: U[0, 1)); x_hat = x + alpha (x_p - x)
+    std = float(np.std(real.numpy()))
+    expected = real + alpha[:, None] * (0.5 * std * noise)
     assert torch.allclose(recorder.inputs[2], expected, atol=1e-6)
     offset = recorder.inputs[2] - real
-    assert bool((offset >= 0).all()) and bool((offset < 0.5 * real.std()).all())
+    assert bool((offset >= 0).all()) and bool((offset < 0.5 * std).all())
 
 
 def test_dragan_penalty_matches_finite_differences():
     critic = small_critic()
     real = torch.randn(6, 3, generator=GEN, dtype=torch.float64)
     noise, alpha = torch.rand(6, 3, generator=GEN, dtype=torch.float64), torch.rand(6, generator=GEN).double()
-    x_hat = real + alpha[:, None] * 0.5 * real.std() * noise
+    x_hat = real + alpha[:, None] * 0.5 * float(np.std(real.numpy())) * noise  # numpy's std, ddof 0
     expected = (fd_input_grad_norms(critic, x_hat) - 1).pow(2).mean()
     assert penalties.dragan_penalty(critic, real, noise, alpha).item() == pytest.approx(expected.item(), rel=1e-6)
 

@@ -1,8 +1,8 @@
-"""The network zoo, built from small config dicts: {"arch": name, **constructor kwargs}.
+"""The network zoo, built from small config dicts: {"arch": name, "init": scheme, **constructor kwargs}.
 
 Architectures are entries of two registries (`gan_modules.registry`); an `arch` with a dot is an
 import path to a network class anywhere. Spectral normalisation is a constraint of the objective
-(`model.constraint: spectral_norm`), not an option of a net.
+(`model.constraint: spectral_norm`), applied after `init`, not an option of a net.
 """
 
 from __future__ import annotations
@@ -14,30 +14,45 @@ from torch import nn
 from gan_modules.nets.autoencoder import AutoencoderCritic
 from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
 from gan_modules.nets.dcgan import DCGANCritic, DCGANGenerator
+from gan_modules.nets.init import INITS, initialise
 from gan_modules.nets.mlp import MLPCritic, MLPGenerator
 from gan_modules.nets.resnet import ResNetCritic, ResNetGenerator
+from gan_modules.nets.standard_cnn import StandardCNNCritic, StandardCNNGenerator
 from gan_modules.registry import Registry
 
 GENERATORS: Registry[nn.Module] = Registry("model.generator.arch")
 CRITICS: Registry[nn.Module] = Registry("model.critic.arch")
-for _name, _cls in {"mlp": MLPGenerator, "dcgan": DCGANGenerator, "resnet": ResNetGenerator}.items():
+for _name, _cls in {
+    "mlp": MLPGenerator,
+    "dcgan": DCGANGenerator,
+    "resnet": ResNetGenerator,
+    "standard_cnn": StandardCNNGenerator,
+}.items():
     GENERATORS.register(_name)(_cls)
-for _name, _cls in {"mlp": MLPCritic, "dcgan": DCGANCritic, "resnet": ResNetCritic, "autoencoder": AutoencoderCritic}.items():
+for _name, _cls in {
+    "mlp": MLPCritic,
+    "dcgan": DCGANCritic,
+    "resnet": ResNetCritic,
+    "standard_cnn": StandardCNNCritic,
+    "autoencoder": AutoencoderCritic,
+}.items():
     CRITICS.register(_name)(_cls)
 
 
 def _build(registry: Registry[nn.Module], role: str, spec: dict[str, Any], *args: Any) -> nn.Module:
+    """`init` (a key of nets.init.INITS, default PyTorch's) is applied to the built net."""
     spec = dict(spec)
     arch = spec.pop("arch", None)
+    scheme = spec.pop("init", "default")
     if not isinstance(arch, str):
         raise ValueError(f"model.{role}.arch={arch!r} is unknown; allowed: {', '.join(registry.names())}")
-    cls = registry.factory(arch)
+    cls = registry.factory(arch, f"model.{role}.arch")
     accepted = set(registry.options(arch))
     for key in spec:
         if key not in accepted:
-            allowed = ", ".join(sorted(accepted - {"z_dim", "data_shape"}))
+            allowed = ", ".join(sorted((accepted - {"z_dim", "data_shape"}) | {"init"}))
             raise ValueError(f"model.{role}.{key} is not an option of the {arch} {role}; allowed: {allowed}")
-    return cls(*args, **spec)
+    return initialise(cls(*args, **spec), scheme, role)
 
 
 def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...]) -> nn.Module:
@@ -51,6 +66,7 @@ def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...]) -> nn.Module
 __all__ = [
     "CRITICS",
     "GENERATORS",
+    "INITS",
     "AutoencoderCritic",
     "Critic",
     "Generator",

@@ -1,7 +1,9 @@
 """EBGAN's autoencoder discriminator (Zhao et al. 2017, Sec. 2.3).
 
-The "critic" outputs an energy per sample, the mean squared reconstruction error ||Dec(Enc(x)) - x||^2,
-and exposes the encoder's embedding for the pulling-away term.
+The "critic" outputs an energy per sample and exposes the encoder's embedding for the pulling-away
+term. `energy`: "l2" is the paper's D(x) = ||Dec(Enc(x)) - x|| (Sec. 2.3), the Euclidean norm of the
+reconstruction error; "mse" is its per-pixel mean square ||Dec(Enc(x)) - x||^2 / dim(x), on whose scale
+the margin m must then be read.
 """
 
 from __future__ import annotations
@@ -14,15 +16,25 @@ from torch import nn
 
 from gan_modules.nets.dcgan import resolution_plan
 
+ENERGIES = ("mse", "l2")
+
 
 class AutoencoderCritic(nn.Module):
     """Convolutional (images) or fully connected (points) autoencoder; forward gives energies."""
 
     def __init__(
-        self, data_shape: tuple[int, ...], width: int = 64, code_dim: int = 64, hidden: Sequence[int] = (256, 256)
+        self,
+        data_shape: tuple[int, ...],
+        width: int = 64,
+        code_dim: int = 64,
+        hidden: Sequence[int] = (256, 256),
+        energy: str = "mse",
     ) -> None:
         super().__init__()
+        if energy not in ENERGIES:
+            raise ValueError(f"model.critic.energy={energy!r} is unknown; allowed: {', '.join(ENERGIES)}")
         self.data_shape = tuple(data_shape)
+        self.energy = energy
         if len(data_shape) == 3:
             self.encoder, self.decoder = self._conv(data_shape, width, code_dim)
         else:
@@ -58,8 +70,8 @@ class AutoencoderCritic(nn.Module):
 
     def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.encoder(x)
-        recon = self.decoder(code).view_as(x)
-        return (recon - x).pow(2).flatten(1).mean(1), code
+        error = (self.decoder(code).view_as(x) - x).flatten(1)
+        return (error.norm(2, dim=1) if self.energy == "l2" else error.pow(2).mean(1)), code
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.energy_and_code(x)[0]

@@ -2,8 +2,10 @@
 
 Generator: z -> 4x4 map -> pre-activation residual blocks with nearest 2x upsampling -> BN, ReLU,
 3x3 conv, tanh. Critic: an "optimized" first block (conv, ReLU, conv, pool), residual down blocks to
-8x8, two residual blocks without pooling, ReLU, global sum pooling, linear. Widths: G 128 (WGAN-GP)
-or 256 (SNGAN), D 128 in both papers.
+8x8, two residual blocks without pooling, ReLU, global pooling, linear. Widths: G 128 (WGAN-GP)
+or 256 (SNGAN), D 128 in both papers. The global pooling differs between the two codes: WGAN-GP's
+gan_cifar_resnet.py (and WGAN-CT's CT_gan_cifar_resnet.py) take the mean over the 8x8 map, SNGAN's
+snresnet_32.py the sum; the linear head sees 64x larger features under the sum.
 """
 
 from __future__ import annotations
@@ -17,8 +19,21 @@ from torch import nn
 from gan_modules.nets.base import Critic, Generator
 from gan_modules.nets.dcgan import resolution_plan
 
+POOLINGS = ("sum", "mean")
 
-class UpBlock(nn.Module):
+
+class ResidualBlock(nn.Module):
+    """A residual block: its two 3x3 convs are the residual branch (SNGAN initialises them with gain
+    sqrt(2), `nets.init.glorot_init`), the rest is the shortcut."""
+
+    conv1: nn.Conv2d
+    conv2: nn.Conv2d
+
+    def residual(self) -> tuple[nn.Conv2d, nn.Conv2d]:
+        return self.conv1, self.conv2
+
+
+class UpBlock(ResidualBlock):
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.bn1, self.conv1 = nn.BatchNorm2d(ch), nn.Conv2d(ch, ch, 3, 1, 1)
@@ -31,7 +46,7 @@ class UpBlock(nn.Module):
         return h + self.skip(F.interpolate(x, scale_factor=2))
 
 
-class DownBlock(nn.Module):
+class DownBlock(ResidualBlock):
     """Pre-activation residual block; `first` is the "optimized" block that sees raw pixels."""
 
     def __init__(self, ch_in: int, ch: int, down: bool, first: bool = False) -> None:
@@ -71,7 +86,8 @@ class ResNetGenerator(Generator):
 
 class ResNetCritic(Critic):
     """`dropout`: one rate, or one per residual block after the first, applied after that block (WGAN-CT's
-    CIFAR critic, Wei et al. 2018 code: 0.2, 0.5, 0.5)."""
+    CIFAR critic, Wei et al. 2018 code: 0.2, 0.5, 0.5). `pooling`: "sum" (SNGAN) or "mean" (WGAN-GP,
+    WGAN-CT) over the final map; the pooled vector is the `features` WGAN-CT's second term compares."""
 
     def __init__(
         self,
@@ -79,8 +95,12 @@ class ResNetCritic(Critic):
         width: int = 128,
         minibatch_kernels: int = 0,
         dropout: float | Sequence[float] = 0.0,
+        pooling: str = "sum",
     ) -> None:
         super().__init__(data_shape)
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.critic.pooling={pooling!r} is unknown; allowed: {', '.join(POOLINGS)}")
+        self.pooling = pooling
         _, stages = resolution_plan(data_shape[-1], "resnet")
         blocks = [DownBlock(data_shape[0], width, down=True, first=True)]
         blocks += [DownBlock(width, width, down=True) for _ in range(max(stages - 2, 0))]
@@ -98,4 +118,5 @@ class ResNetCritic(Critic):
         self.set_head(width, minibatch_kernels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.blocks(x)).sum(dim=(2, 3))
+        h = F.relu(self.blocks(x))
+        return h.mean(dim=(2, 3)) if self.pooling == "mean" else h.sum(dim=(2, 3))
