@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+if TYPE_CHECKING:
+    from gan_modules.engine import AdversarialModule
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TOY2D = ("ring8", "grid25", "swissroll")  # datamodules.toy2d's mixtures: one family
@@ -81,3 +87,15 @@ def expand(args: list[str]) -> tuple[list[str], str | None]:
     parts = [p for p in (preset and f"model/{preset}", dataset and f"data/{dataset}") if p]
     parts += [str(p.relative_to(CONFIGS).with_suffix("")) for p in overlays(preset, dataset)]
     return out, "gan-lab: composed " + " + ".join(parts)
+
+
+def preset(name: str, **overrides: object) -> AdversarialModule:
+    """The preset's module in Python (notebooks, lecture experiments, tests): its
+    `configs/model/<name>.yaml` init args, each overridden by a keyword of the same name."""
+    from gan_modules.engine import AdversarialModule
+
+    known = presets()
+    if name not in known:
+        raise ValueError(f"model={name!r} is unknown; allowed: {', '.join(known)}")
+    spec = yaml.safe_load(known[name].read_text())
+    return AdversarialModule(**{**spec.get("init_args", {}), **overrides})
