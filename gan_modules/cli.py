@@ -36,6 +36,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
+from gan_modules.callbacks.metrics import GenerativeMetrics
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
 from gan_modules.compose import CONFIGS, expand, presets
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
@@ -44,6 +45,7 @@ from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 DEFAULTS = CONFIGS / "defaults.yaml"  # the trainer and logger block of every run
+SUMMARY_METRICS = ("fid", "classes_covered", "modes", "high_quality", "emd")  # the closing line's metrics, when measured
 
 
 def make_ddp_gan_safe(strategy: Any, model: LightningModule) -> None:
@@ -187,6 +189,11 @@ class GanLabCLI(LightningCLI):
         print(f"gan-lab: done after {self.trainer.global_step} generator iterations")
         print(f"gan-lab:   checkpoints  -> {root / 'checkpoints'}")
         print(f"gan-lab:   samples      -> {root / 'samples' / 'latest.png'}")
+        for callback in self.trainer.callbacks:
+            results = getattr(callback, "last_results", None)
+            if isinstance(callback, GenerativeMetrics) and results:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items() if k in SUMMARY_METRICS)
+                print(f"gan-lab:   metrics      -> {shown} ({callback.settings.extractor}, step {callback._last_step})")
         for logger in self.trainer.loggers:
             if isinstance(logger, WandbRunLogger):
                 where = logger.run_dir or logger.save_dir

@@ -87,22 +87,25 @@ for name in vanish["initial"]:
         md("""\
 # 2. The mode-collapse race on 2D mixtures
 
-Every variant is trained by a real Lightning `Trainer` on the same mixture and judged with the PacGAN
-protocol (Lin et al. 2018, Table 1): modes covered, percentage of high-quality samples (within 3
-standard deviations of a mode) and the reverse KL between the samples' mode histogram and the
-uniform one. Collapse shows up as few modes and a reverse KL near log(modes / covered)."""),
+Every objective (its preset in `configs/model/`) is trained by a real Lightning `Trainer` on the same
+mixture and judged with the PacGAN protocol (Lin et al. 2018, Table 1): modes covered, percentage of
+high-quality samples (within 3 standard deviations of a mode) and the reverse KL between the
+samples' mode histogram and the uniform one. Collapse shows up as few modes and a reverse KL near
+log(modes / covered)."""),
         code(PARAMETERS),
         code(lecture_cell("mode-collapse", "race")),
         code("""\
 for dataset, rows in race["table"].items():
     print(dataset)
     for model, m in rows.items():
-        print(f"  {model:>8}: modes {m['modes']:4.0f}  high quality {m['hq_pct']:5.1f}%",
-              f" reverse KL {m['reverse_kl']:.3f}")"""),
+        print(
+            f"  {model:>8}: modes {m['modes']:4.0f}  high quality {m['hq_pct']:5.1f}%",
+            f" reverse KL {m['reverse_kl']:.3f}",
+        )"""),
         md("""\
 One seed and a short schedule make a demonstration, not a result. The benchmark
-(`gan-lab bench --config configs/bench/toy.yaml`, notebook 5) runs the same comparison over 10 seeds
-with tuned schedules and reports mean ± std."""),
+(`gan-lab bench --config configs/bench/toy2d_modes.yaml`, notebook 5) trains WGAN-GP and SNGAN on
+these mixtures over 10 seeds with tuned schedules and reports mean ± std."""),
     ],
     "03_lipschitz_clipping_gp_spectral_norm.ipynb": [
         md("""\
@@ -127,8 +130,8 @@ print(f"fraction of the plane far from every interpolate: {where['elsewhere_frac
 
 In EBGAN (Zhao et al. 2017) the critic is an autoencoder whose reconstruction error is an energy:
 low on data, high elsewhere. Because that objective needs no fakes, the critic can be *pretrained*
-on real data alone, before any adversarial step (Sec. 2.3). The experiment runs
-`gan_modules.variants.EBGAN` with `pretrain_steps` under a Lightning Trainer."""),
+on real data alone, before any adversarial step (Sec. 2.3). The experiment runs the `ebgan` preset
+(`gan_modules.compose.preset("ebgan", critic_pretrain_steps=...)`) under a Lightning Trainer."""),
         code(PARAMETERS),
         code(lecture_cell("ebgan-pretrain", "ebgan")),
         code("""\
@@ -143,7 +146,7 @@ for key, value in ebgan.items():
 `gan-lab bench` trains every (variant, dataset, seed) of a grid as a normal `gan-lab fit`, evaluates
 each run's *final* checkpoint and reports mean ± std over seeds (Lucic et al. 2018, "Are GANs Created
 Equal?": the distribution over seeds, never the best run). This notebook reads the committed toy
-results (`notebooks/results/toy/`) with the same functions that wrote them."""),
+results (`notebooks/results/toy2d_modes/`) with the same functions that wrote them."""),
         code(PARAMETERS),
         code("""\
 import csv
@@ -153,7 +156,7 @@ from IPython.display import Markdown
 from gan_modules.bench.aggregate import markdown_tables, summarize
 from gan_modules.bench.report import table_metrics
 
-RESULTS = Path("results/toy")
+RESULTS = Path("results/toy2d_modes")
 runs = []
 with open(RESULTS / "runs.csv") as f:
     for row in csv.DictReader(f):

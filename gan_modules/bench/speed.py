@@ -3,10 +3,12 @@
 Every comparison runs both sides in one process on the same machine, interleaved (A B B A ...) so
 that load from other processes hits both alike, and reports medians over repetitions:
 
-- engine overhead: time per generator iteration of `AdversarialModule` under a Lightning `Trainer`
-  vs `PlainWGANGP`, plain PyTorch with the same networks, optimisers, batches, noise and
-  n_critic (it reproduces the engine's parameters exactly, which tests check);
-- penalty cost: time per critic step of WGAN-GP, DRAGAN and WGAN-CT relative to WGAN (clipping);
+- engine overhead: time per generator iteration of `AdversarialModule` composed as WGAN-GP (the
+  wasserstein loss + the gradient_penalty regulariser) under a Lightning `Trainer` vs
+  `PlainWGANGP`, plain PyTorch with the same networks, optimisers, batches, noise and n_critic (it
+  reproduces the engine's parameters exactly, which tests check);
+- penalty cost: time per critic step of the wgan_gp, dragan and wgan_ct presets relative to wgan
+  (weight clipping);
 - metric throughput: the metrics callback's evaluator vs `torch_fidelity.calculate_metrics` on the
   same generated samples and the same extractor;
 - peak memory (process RSS; CUDA max allocated per section on GPUs);
@@ -32,10 +34,20 @@ from torch import Tensor, nn
 
 from datamodules import DigitsDataModule, GANDataModule, ImageDataModule, Toy2DDataModule
 from datamodules.stream import GlobalBatchStream
+from gan_modules.compose import preset
 from gan_modules.draws import GlobalDraws
 from gan_modules.engine import AdversarialModule
 from gan_modules.trainers import bare_trainer
-from gan_modules.variants import DRAGAN, WGAN, WGANCT, WGANGP
+
+# The WGAN-GP composition every engine measurement trains: the wgan_gp preset (wasserstein loss,
+# gradient_penalty with lambda 10, n_critic 5, Adam 1e-4) with the betas (0, 0.9) of Gulrajani et
+# al. 2017, Algorithm 1, which `PlainWGANGP` uses too.
+WGAN_GP_BETAS = (0.0, 0.9)
+
+
+def wgan_gp(**overrides: Any) -> AdversarialModule:
+    """The engine side of the measurements: `preset("wgan_gp")` with Algorithm 1's betas."""
+    return preset("wgan_gp", **{"betas": WGAN_GP_BETAS, **overrides})
 
 
 @dataclass(frozen=True)
@@ -231,9 +243,9 @@ def wgan_gp_module(
     fused_adam: bool = False,
     g_batch_size: int | None = None,
     iterations_per_batch: int = 1,
-) -> WGANGP:
+) -> AdversarialModule:
     torch.manual_seed(seed)
-    return WGANGP(
+    return wgan_gp(
         generator=w.generator,
         critic=w.critic,
         data_shape=dm.data_shape,
@@ -246,7 +258,30 @@ def wgan_gp_module(
     )
 
 
-def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainWGANGP:
+def _name(spec: str | dict[str, Any]) -> str:
+    return spec if isinstance(spec, str) else spec["name"]
+
+
+def gradient_penalty_weight(module: AdversarialModule) -> float:
+    """The lambda of `module`'s gradient penalty, after checking that its objective is the one
+    `PlainWGANGP` writes out: the wasserstein loss plus one eager, two-sided gradient_penalty."""
+    hp = module.hparams
+    regs = [{"name": r} if isinstance(r, str) else r for r in hp.regularizers or []]
+    if (
+        _name(hp.loss) != "wasserstein"
+        or [(r["name"], r.get("every", 1), r.get("one_sided", False)) for r in regs] != [("gradient_penalty", 1, False)]
+        or _name(hp.constraint) != "none"
+        or hp.generator_terms
+    ):
+        raise ValueError(
+            "the plain loop writes out WGAN-GP only (model.loss wasserstein, model.regularizers [gradient_penalty]); "
+            f"got loss={hp.loss!r}, regularizers={hp.regularizers!r}, constraint={hp.constraint!r}, "
+            f"generator_terms={hp.generator_terms!r}"
+        )
+    return module.objective.eager[0].weight
+
+
+def plain_twin(module: AdversarialModule, dm: GANDataModule, device: str = "cpu") -> PlainWGANGP:
     """The plain loop on copies of `module`'s current networks, its data stream and its noise seed."""
     stream = GlobalBatchStream(dm.stored, dm.batch_size, dm.seed, decode=dm.decode, batches_per_step=module.n_critic)
     hp = module.hparams
@@ -257,7 +292,7 @@ def plain_twin(module: WGANGP, dm: GANDataModule, device: str = "cpu") -> PlainW
         GlobalDraws(hp.seed),
         module.z_dim,
         module.n_critic,
-        module.gp_weight,
+        gradient_penalty_weight(module),
         hp.lr_d,
         tuple(hp.betas),
         torch.device(device),
@@ -309,27 +344,30 @@ def engine_vs_plain(
 
 
 # ---------------------------------------------------------------------------------- penalty costs
-PENALTY_VARIANTS: dict[str, tuple[type[AdversarialModule], dict[str, Any]]] = {
-    "wgan": (WGAN, {}),
-    "wgan_gp": (WGANGP, {}),
-    "dragan": (DRAGAN, {}),
-    "wgan_ct": (WGANCT, {"dropout": 0.5}),  # the consistency term needs a stochastic critic
+# preset -> (init args that differ from it, extra critic options), each timed as one critic step
+PENALTY_PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "wgan": ({}, {}),
+    "wgan_gp": ({"betas": WGAN_GP_BETAS}, {}),
+    "dragan": ({}, {}),
+    "wgan_ct": ({"betas": WGAN_GP_BETAS}, {"dropout": 0.5}),  # the consistency term needs a stochastic critic
 }
 
 
 def critic_step_seconds(module: AdversarialModule, batches: Iterator[Tensor], steps: int, device: str) -> float:
-    """Mean seconds of one critic step (fakes, loss with its penalty, backward, update, clipping)."""
+    """Mean seconds of one critic step (fakes, loss with its regularisers, backward, update, the
+    constraint's projection: weight clipping for wgan)."""
     opt = module._optimizer(module.critic.parameters(), module.hparams.lr_d)
     dev = torch.device(device)
 
     def step() -> None:
         real = next(batches).to(dev)
-        fake = module.generator(module.noise(len(real))).detach()  # as the engine's critic step makes them
+        with torch.no_grad():  # as the engine's critic step makes them
+            fake = module.generator(module.noise(len(real)))
         loss, _ = module.critic_loss(real, fake)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        module.after_critic_step()
+        module._project_critic()
 
     step()
     _sync(dev)
@@ -341,15 +379,20 @@ def critic_step_seconds(module: AdversarialModule, batches: Iterator[Tensor], st
 
 
 def penalty_costs(w: Workload, reps: int, steps: int, device: str = "cpu") -> dict[str, Any]:
-    """Median time per critic step of each Wasserstein-family variant, and its ratio to WGAN."""
+    """Median time per critic step of each Wasserstein-family preset, and its ratio to wgan's."""
     steps *= w.repeat
     dm = w.data(w.batch_size)
     dm.setup("fit")
     modules = {}
-    for name, (cls, critic_extra) in PENALTY_VARIANTS.items():
+    for name, (overrides, critic_extra) in PENALTY_PRESETS.items():
         torch.manual_seed(0)
-        modules[name] = cls(
-            generator=w.generator, critic={**w.critic, **critic_extra}, data_shape=dm.data_shape, z_dim=w.z_dim
+        modules[name] = preset(
+            name,
+            generator=w.generator,
+            critic={**w.critic, **critic_extra},
+            data_shape=dm.data_shape,
+            z_dim=w.z_dim,
+            **overrides,
         ).to(device)
     batches = iter(GlobalBatchStream(dm.stored, dm.batch_size, 0, decode=dm.decode))
     times: dict[str, list[float]] = {name: [] for name in modules}
@@ -398,7 +441,7 @@ def metric_throughput(num: int, extractor: str, weights_path: str | None, metric
     dm = DigitsDataModule(image_size=16)
     dm.setup("fit")
     torch.manual_seed(0)
-    module = WGANGP(generator={"arch": "dcgan", "width": 32}, data_shape=dm.data_shape, z_dim=32).eval()
+    module = wgan_gp(generator={"arch": "dcgan", "width": 32}, data_shape=dm.data_shape, z_dim=32).eval()
     evaluator = ImageEvaluator(settings, "cpu", say=lambda _: None)
     evaluator.cache.load = lambda key: (None, "no cache in the speed benchmark")  # time real extraction, cold
     evaluator.cache.save = lambda key, features: "not saved"
@@ -472,7 +515,7 @@ def images_per_second(
     out: dict[str, Any] = {"arch": arch, "precision": precision, "compile": compile, "channels_last": channels_last}
     try:
         torch.manual_seed(0)
-        module = WGANGP(generator=generator, critic=critic, data_shape=dm.data_shape, z_dim=128)
+        module = wgan_gp(generator=generator, critic=critic, data_shape=dm.data_shape, z_dim=128)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
         if compile:

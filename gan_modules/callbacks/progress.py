@@ -10,7 +10,8 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 class GeneratorProgressBar(TQDMProgressBar):
     """Lightning's bar counts batches, which are not generator iterations during WGAN's warm-up
-    (100 critic steps each) or EBGAN's pretraining; this one shows global_step / max_steps."""
+    (`model.wgan_warmup`: 100 critic steps each) or the critic's pretraining
+    (`model.critic_pretrain_steps`); this one shows global_step / max_steps."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
         super().on_train_epoch_start(trainer)

@@ -2,13 +2,13 @@
 Sec. 2.3): trained only to reconstruct real data, it gives real data low energy (reconstruction
 error) and everything off the data manifold high energy.
 
-This runs the real thing: `gan_modules.variants.EBGAN` with `pretrain_steps`, fitted by a Lightning
-Trainer on `Toy2DDataModule("ring8")` for exactly `pretrain_steps` batches, so every step is a
-pretraining step and the generator is never used. The noise is Gaussian with the data's second
-moment (E||x||^2), so that an untrained autoencoder, whose output is near a constant, gives noise
-and data about the same energy; the gap afterwards is then learnt, not a matter of scale. The code
-is 1-dimensional: with a code as wide as the data the autoencoder could learn the identity and give
-every point low energy.
+This runs the real thing: the `ebgan` preset (`gan_modules.compose.preset`) with
+`critic_pretrain_steps`, fitted by a Lightning Trainer on `Toy2DDataModule("ring8")` for exactly
+that many batches, so every step is a pretraining step and the generator is never used. The noise
+is Gaussian with the data's second moment (E||x||^2), so that an untrained autoencoder, whose
+output is near a constant, gives noise and data about the same energy; the gap afterwards is then
+learnt, not a matter of scale. The code is 1-dimensional: with a code as wide as the data the
+autoencoder could learn the identity and give every point low energy.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from datamodules.toy2d import Toy2DDataModule, sample_mixture
+from gan_modules.compose import preset
+from gan_modules.engine import AdversarialModule
 from gan_modules.lecture import common
-from gan_modules.variants import EBGAN
 
 NAME = "ebgan-pretrain"
 SIZES = {
@@ -29,7 +30,7 @@ SIZES = {
 }
 BATCH = 256
 CODE_DIM = 1
-LR = 1e-3  # speed of this critic-only demo; the adversarial defaults are those of the EBGAN configs
+LR = 1e-3  # speed of this critic-only demo; the adversarial settings are the ebgan preset's
 N_EVAL = 2000
 
 
@@ -40,7 +41,7 @@ def matched_noise(real: Tensor, n: int, seed: int) -> Tensor:
 
 
 @torch.no_grad()
-def energies(module: EBGAN, x: Tensor) -> Tensor:
+def energies(module: AdversarialModule, x: Tensor) -> Tensor:
     was_training = module.critic.training
     module.critic.eval()
     out = module.critic(x)
@@ -52,11 +53,12 @@ def energies(module: EBGAN, x: Tensor) -> Tensor:
 def run(size: str = "full", out_dir: str | Path = common.DEFAULT_OUT, seed: int = 0) -> dict:
     p = common.pick(SIZES, size)
     torch.manual_seed(seed)
-    module = EBGAN(
+    module = preset(
+        "ebgan",
         data_shape=(2,),
-        critic={"hidden": p["hidden"], "code_dim": CODE_DIM},
+        critic={"arch": "autoencoder", "hidden": p["hidden"], "code_dim": CODE_DIM},
         generator={"arch": "mlp", "hidden": p["hidden"]},
-        pretrain_steps=p["pretrain_steps"],
+        critic_pretrain_steps=p["pretrain_steps"],
         lr_d=LR,
         seed=seed,
     )
@@ -70,7 +72,7 @@ def run(size: str = "full", out_dir: str | Path = common.DEFAULT_OUT, seed: int 
     after = {"real": energies(module, real_eval), "noise": energies(module, noise)}
 
     result = {
-        "pretrain_steps_done": int(module.pretrain_done),
+        "pretrain_steps_done": int(module.real_batches_consumed),  # every batch consumed was a pretraining one
         "generator_steps": int(trainer.global_step),
         "before": {k: float(v.mean()) for k, v in before.items()},
         "after": {k: float(v.mean()) for k, v in after.items()},
@@ -102,7 +104,12 @@ def auc(low: Tensor, high: Tensor) -> float:
 
 
 def plot(
-    module: EBGAN, before: dict[str, Tensor], after: dict[str, Tensor], real: Tensor, noise: Tensor, out_dir: str | Path
+    module: AdversarialModule,
+    before: dict[str, Tensor],
+    after: dict[str, Tensor],
+    real: Tensor,
+    noise: Tensor,
+    out_dir: str | Path,
 ) -> Path:
     fig, (ax_hist, ax_map) = common.new_figure(2, width=5.0)
     all_e = torch.cat([*before.values(), *after.values()]).clamp_min(1e-8)

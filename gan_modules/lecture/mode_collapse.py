@@ -2,15 +2,15 @@
 Table 1; Srivastava et al. 2017, Table 1): modes covered, % high-quality samples (within 3 std of a
 mode) and the reverse KL between the mode histogram of the samples and the uniform one.
 
-Unlike the critic-only experiments this trains the real thing: each variant from
-`gan_modules.variants`, fitted by a Lightning Trainer on `Toy2DDataModule`, and evaluated on samples
-from `module.sample`. Set here: the same small MLPs for every variant (so that the loss is what
-differs), Adam with lr 1e-3 for both nets (the image defaults of 1e-4 to 2e-4 need tens of thousands
-of iterations on these mixtures, more than a CPU budget allows), and the published *toy* or
-robust settings where a variant's image defaults fail on 2D data (`TOY_SETTINGS`). At the full size
-(1,200 generator iterations) the generators are still coarse, so the high-quality % is low for most
-variants: read the modes and reverse-KL columns for collapse. Whether a given loss collapses on a
-given seed is an outcome, not a premise.
+Unlike the critic-only experiments this trains the real thing: each objective's preset
+(`configs/model/<name>.yaml`, built by `gan_modules.compose.preset`), fitted by a Lightning Trainer
+on `Toy2DDataModule`, and evaluated on samples from `module.sample`. Set here: the same small MLPs
+for every objective (so that the loss is what differs), Adam with lr 1e-3 for both nets (the image
+settings of 1e-4 to 2e-4 need tens of thousands of iterations on these mixtures, more than a CPU
+budget allows), and the published *toy* or robust settings where a preset's image settings fail on
+2D data (`TOY_SETTINGS`). At the full size (1,200 generator iterations) the generators are still
+coarse, so the high-quality % is low for most objectives: read the modes and reverse-KL columns for
+collapse. Whether a given loss collapses on a given seed is an outcome, not a premise.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import lightning as L
 import torch
 
 from datamodules.toy2d import Toy2DDataModule
+from gan_modules.compose import preset
 from gan_modules.engine import AdversarialModule
 from gan_modules.lecture import common
 from gan_modules.metrics.toy import mode_metrics
-from gan_modules.variants import VARIANTS
 
 NAME = "mode-collapse"
 SIZES = {
@@ -38,9 +38,9 @@ Z_DIM = 16
 LR = 1e-3
 TOY_SETTINGS: dict[str, dict] = {
     # WGAN-GP authors' toy script (gan_toy.py): lambda 0.1 ("smaller lambda seems to help for toy
-    # tasks"), Adam betas (0.5, 0.9), 5 critic iterations, batch 256; with lambda 10 and beta1 0
-    # the fakes drift off the data at this learning rate.
-    "wgan_gp": {"gp_weight": 0.1, "betas": (0.5, 0.9)},
+    # tasks"), with the preset's Adam betas (0.5, 0.9) and 5 critic iterations, batch 256; with
+    # lambda 10 and beta1 0 the fakes drift off the data at this learning rate.
+    "wgan_gp": {"regularizers": [{"name": "gradient_penalty", "weight": 0.1}]},
     # Miyato et al. 2018, Table 1, setting D (lr 1e-3, betas (0.5, 0.9), n_dis 5), one of the
     # settings SN is robust to; with n_dis 1 the SN critic lags and the fakes run off in a line.
     "sngan": {"betas": (0.5, 0.9), "n_critic": 5},
@@ -48,11 +48,12 @@ TOY_SETTINGS: dict[str, dict] = {
 LABELS = {"gan": "GAN (minimax)", "ns_gan": "GAN (NS)", "lsgan": "LSGAN", "wgan_gp": "WGAN-GP", "sngan": "SNGAN"}
 
 
-def train(variant: str, dataset: str, p: dict, seed: int) -> tuple[AdversarialModule, Toy2DDataModule]:
-    """One variant fitted for `max_steps` generator iterations by a real Lightning Trainer."""
+def train(name: str, dataset: str, p: dict, seed: int) -> tuple[AdversarialModule, Toy2DDataModule]:
+    """One preset fitted for `max_steps` generator iterations by a real Lightning Trainer."""
     L.seed_everything(seed, verbose=False)
     net = {"arch": "mlp", "hidden": p["hidden"]}
-    module = VARIANTS[variant](
+    module = preset(
+        name,
         data_shape=(2,),
         z_dim=Z_DIM,
         generator=net,
@@ -60,7 +61,7 @@ def train(variant: str, dataset: str, p: dict, seed: int) -> tuple[AdversarialMo
         lr_g=LR,
         lr_d=LR,
         seed=seed,
-        **TOY_SETTINGS.get(variant, {}),
+        **TOY_SETTINGS.get(name, {}),
     )
     datamodule = Toy2DDataModule(dataset, size=p["n"], batch_size=BATCH, seed=seed)
     common.fit(module, datamodule, max_steps=p["max_steps"])
@@ -69,7 +70,7 @@ def train(variant: str, dataset: str, p: dict, seed: int) -> tuple[AdversarialMo
 
 @common.one_thread()
 def run(size: str = "full", out_dir: str | Path = common.DEFAULT_OUT, seed: int = 0) -> dict:
-    """Returns {"table": {dataset: {variant or "real": metrics}}, "modules": {"dataset/variant": module},
+    """Returns {"table": {dataset: {preset or "real": metrics}}, "modules": {"dataset/preset": module},
     "num_samples", "sample_seed"}: the metrics are those of `module.sample(num_samples, sample_seed)`."""
     p = common.pick(SIZES, size)
     sample_seed = seed + 12345
@@ -78,12 +79,12 @@ def run(size: str = "full", out_dir: str | Path = common.DEFAULT_OUT, seed: int 
     samples: dict[str, dict[str, torch.Tensor]] = {}
     for dataset in p["datasets"]:
         table[dataset], samples[dataset] = {}, {}
-        for variant in p["variants"]:
-            module, datamodule = train(variant, dataset, p, seed)
-            modules[f"{dataset}/{variant}"] = module
+        for name in p["variants"]:  # preset names (configs/model)
+            module, datamodule = train(name, dataset, p, seed)
+            modules[f"{dataset}/{name}"] = module
             fake = module.sample(p["num_samples"], seed=sample_seed)
-            table[dataset][variant] = mode_metrics(fake, datamodule.modes, datamodule.mode_std)
-            samples[dataset][variant] = fake
+            table[dataset][name] = mode_metrics(fake, datamodule.modes, datamodule.mode_std)
+            samples[dataset][name] = fake
         real = datamodule.real_samples(p["num_samples"], seed=sample_seed)
         table[dataset]["real"] = mode_metrics(real, datamodule.modes, datamodule.mode_std)
         samples[dataset]["real"] = real

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from datamodules.toy2d import sample_mixture
 from gan_modules import losses, penalties
+from gan_modules.constraints import apply_spectral_norm
 from gan_modules.lecture import common
 from gan_modules.nets import build_critic
 
@@ -78,7 +79,7 @@ def run(size: str = "full", out_dir: str | Path = common.DEFAULT_OUT, seed: int 
     )
     torch.manual_seed(seed)
     sn_critic = common.train_critic(
-        build_critic({"arch": "mlp", "hidden": p["hidden"], "spectral_norm": True}, (2,)),
+        apply_spectral_norm(build_critic({"arch": "mlp", "hidden": p["hidden"]}, (2,))),
         common.plain_objective(losses.wasserstein_critic_loss),
         real,
         fake,

@@ -93,7 +93,14 @@ def inception_weights(weights_path: str | None) -> Path:
 
 
 def classifier_weights(dataset: str, weights_path: str | None) -> Path:
+    """The classifier's weights file. The bundled digits' classifier is trained on first use (the data
+    ships with scikit-learn); MNIST's needs the data set, so it is made by `gan-lab train-evaluator`."""
     path = Path(weights_path).expanduser() if weights_path is not None else default_classifier_path(dataset)
+    if not path.is_file() and dataset == "digits" and weights_path is None:
+        from gan_modules.commands.train_evaluator import EPOCHS, HELDOUT, SEED, train_and_save
+
+        print(f"gan-lab: training the digits classifier once (cached at {path})")
+        train_and_save("digits", "", "all", path, EPOCHS, HELDOUT, SEED)
     if not path.is_file():
         raise MissingWeightsError(
             f"{dataset}-classifier weights not found at {str(path)!r}; create them with "

@@ -1,6 +1,6 @@
-"""Does the engine's per-iteration finite-loss check (two host syncs) explain its GPU overhead? The
-engine-vs-plain measurement with the check, without it, and with it again. Made
-`h200_finite_check.txt` on an H200:
+"""Does the engine's finite-loss check (`engine._check_finite`, a host sync) explain its GPU overhead?
+The engine-vs-plain measurement with the check, without it, and with it again. Made
+`h200_finite_check.txt` on an H200 (when the engine still checked every iteration):
     PYTHONPATH=. python notebooks/results/speed/h200_finite_check.py | grep ^diag
 """
 

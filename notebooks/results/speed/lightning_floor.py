@@ -1,5 +1,5 @@
 """Lightning's own cost per generator iteration, with no networks: the floor under the engine's
-overhead. Made `lightning_floor.txt` on the 2-core CPU machine (session 8):
+overhead. Made `lightning_floor.txt` on a 2-core x86 CPU:
 
     OMP_NUM_THREADS=1 python notebooks/results/speed/lightning_floor.py
 

@@ -1,13 +1,14 @@
-"""Session 8's second device call (`h200_s8_commands.sh`, part 2), on one H200.
+"""Engine vs plain PyTorch on one H200, for an A/B of two code trees on the same machine
+(`h200_ab_and_fit_commands.sh`, part 2).
 
-    python h200_s8_ab.py old|new   engine vs plain, digits and toy (5 repetitions each)
-    python h200_s8_ab.py fused     resnet32 and toy_bench, with torch's per-tensor and fused Adam
-    python h200_s8_ab.py table     eager images/s rows (`speed.gpu_table`)
+    python h200_code_ab.py old|new   engine vs plain, digits and toy (5 repetitions each)
+    python h200_code_ab.py fused     resnet32 and toy_bench, with torch's per-tensor and fused Adam
+    python h200_code_ab.py table     eager images/s rows (`speed.gpu_table`)
 
-"old" is the session-4 tree (commit e08ea7d, the code behind `h200.json`), put first on PYTHONPATH
-with `git archive e08ea7d gan_modules datamodules | tar -x -C old`; "new" is this commit's. The
-calls alternated new, old, new, old on one machine. Each result is appended to $OUT/ab.jsonl
-(`h200_s8_ab.jsonl`).
+"old" is commit e08ea7d (the code behind `h200.json`), put first on PYTHONPATH with
+`git archive e08ea7d gan_modules datamodules | tar -x -C old`; "new" is the tree this file is in.
+The runs alternated new, old, new, old on one machine. Each result is appended to $OUT/ab.jsonl
+(`h200_code_ab.jsonl`).
 """
 
 import json
