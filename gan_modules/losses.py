@@ -173,7 +173,7 @@ DIVERGENCES: dict[str, FDivergence] = {
 
 def get_divergence(name: str) -> FDivergence:
     if name not in DIVERGENCES:
-        raise ValueError(f"model.divergence={name!r} is unknown; allowed: {', '.join(DIVERGENCES)}")
+        raise ValueError(f"model.loss.divergence={name!r} is unknown; allowed: {', '.join(DIVERGENCES)}")
     return DIVERGENCES[name]
 
 

@@ -1,11 +1,16 @@
-"""Test-session settings: quiet offline W&B, one thread per process (CI has 2 cores)."""
+"""Test-session settings (quiet offline W&B, one thread per process: CI has 2 cores) and the one
+factory for `gan-lab fit` YAML configs in tests (`fit_yaml`)."""
 
 from __future__ import annotations
 
+import copy
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import yaml
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -13,36 +18,71 @@ os.environ.setdefault("WANDB_DISABLE_CODE", "true")
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 torch.set_num_threads(1)
 
+WGAN_GP = {"loss": "wasserstein", "regularizers": [{"name": "gradient_penalty", "weight": 10.0}]}
+# A toy WGAN-GP fit on ring8 with tiny MLPs: 6 generator iterations of 2 critic steps, on the CPU.
+TOY_FIT: dict[str, Any] = {
+    "seed_everything": 0,
+    "trainer": {
+        "max_steps": 6,
+        "accelerator": "cpu",
+        "devices": 1,
+        "log_every_n_steps": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+        "logger": False,
+    },
+    "checkpoint": {"every_n_train_steps": 2},
+    "image_grid": {"every_n_steps": 3},
+    "model": {
+        "class_path": "gan_modules.AdversarialModule",
+        "init_args": {
+            **WGAN_GP,
+            "n_critic": 2,
+            "z_dim": 2,
+            "generator": {"arch": "mlp", "hidden": [16, 16]},
+            "critic": {"arch": "mlp", "hidden": [16, 16]},
+        },
+    },
+    "data": {
+        "class_path": "datamodules.Toy2DDataModule",
+        "init_args": {"dataset": "ring8", "size": 512, "batch_size": 32},
+    },
+}
+CSV_RUN_LOGGER = {"class_path": "gan_modules.loggers.CSVRunLogger", "init_args": {"save_dir": ".", "name": "logs"}}
+CSV_LOGGER = [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": ".", "name": "logs"}}]
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` merged in key by key: mappings merge, anything else (lists included)
+    replaces, and None removes the key."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def fit_config(**overrides: Any) -> dict[str, Any]:
+    """TOY_FIT with top-level sections merged in (`merged`), e.g.
+    ``fit_config(model={"init_args": {"n_critic": 1}}, trainer={"max_steps": 4})``."""
+    return merged(TOY_FIT, overrides)
+
+
+def fit_yaml(path: Path, **overrides: Any) -> Path:
+    """Write `fit_config(**overrides)` as YAML: to `path`, or to `path/fit.yaml` if it is a folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "fit.yaml"
+    path.write_text(yaml.safe_dump(fit_config(**overrides), sort_keys=False))
+    return path
+
 
 @pytest.fixture
 def toy_config(tmp_path):
-    """A minimal fit config on ring8 with tiny MLPs, written to tmp_path (returns its path)."""
-    path = tmp_path / "toy.yaml"
-    path.write_text(
-        f"""
-seed_everything: 0
-trainer:
-  default_root_dir: {tmp_path / "run"}
-  max_steps: 6
-  log_every_n_steps: 1
-  enable_progress_bar: false
-  enable_model_summary: false
-  num_sanity_val_steps: 0
-  logger:
-    - class_path: lightning.pytorch.loggers.CSVLogger
-      init_args: {{save_dir: ., name: logs}}
-checkpoint: {{every_n_train_steps: 2}}
-image_grid: {{every_n_steps: 3}}
-model:
-  class_path: gan_modules.WGANGP
-  init_args:
-    n_critic: 2
-    z_dim: 2
-    generator: {{arch: mlp, hidden: [16, 16]}}
-    critic: {{arch: mlp, hidden: [16, 16]}}
-data:
-  class_path: datamodules.Toy2DDataModule
-  init_args: {{dataset: ring8, size: 512, batch_size: 32}}
-"""
-    )
-    return path
+    """The toy fit config with a CSV logger and its run root at tmp_path/run (returns its path)."""
+    return fit_yaml(tmp_path / "toy.yaml", trainer={"default_root_dir": str(tmp_path / "run"), "logger": CSV_LOGGER})

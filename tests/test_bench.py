@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CSV_LOGGER, WGAN_GP, fit_yaml
 
 from gan_modules.bench.aggregate import cell, markdown_tables, mean_std, summarize
 from gan_modules.bench.grid import load_grid, parse_seeds
@@ -86,7 +87,7 @@ def _write(path: Path, text: str) -> Path:
     ],
 )
 def test_grid_errors_are_one_line_and_name_the_key(tmp_path, body, message):
-    fit = _write(tmp_path / "fit.yaml", "model: {class_path: gan_modules.WGANGP}\n")
+    fit = _write(tmp_path / "fit.yaml", "model: {class_path: gan_modules.AdversarialModule}\n")
     base = f"datasets: {{ring8: {{data: {{class_path: datamodules.Toy2DDataModule}}}}}}\nvariants: {{a: {fit}}}\n"
     with pytest.raises(ValueError, match=re.escape(message)) as err:
         load_grid(_write(tmp_path / "grid.yaml", base + body))
@@ -97,7 +98,7 @@ def test_grid_rejects_missing_config_and_unknown_dataset_override(tmp_path):
     data = "datasets: {ring8: {data: {class_path: datamodules.Toy2DDataModule}}}\n"
     with pytest.raises(ValueError, match=re.escape("bench.variants.a.config='nope.yaml' is invalid")):
         load_grid(_write(tmp_path / "g1.yaml", data + "variants: {a: nope.yaml}\n"), base=tmp_path)
-    fit = _write(tmp_path / "fit.yaml", "model: {class_path: gan_modules.WGANGP}\n")
+    fit = _write(tmp_path / "fit.yaml", "model: {class_path: gan_modules.AdversarialModule}\n")
     with pytest.raises(ValueError, match=re.escape("bench.variants.a.datasets='grid25' is invalid")):
         load_grid(
             _write(tmp_path / "g2.yaml", data + f"variants: {{a: {{config: {fit}, datasets: {{grid25: []}}}}}}\n")
@@ -106,31 +107,12 @@ def test_grid_rejects_missing_config_and_unknown_dataset_override(tmp_path):
 
 
 # ------------------------------------------------------------------------------ a real tiny bench
-TINY_FIT = """
-trainer:
-  max_steps: 20
-  log_every_n_steps: 10
-  enable_model_summary: false
-  num_sanity_val_steps: 0
-  limit_val_batches: 0
-  logger:
-    - class_path: lightning.pytorch.loggers.CSVLogger
-      init_args: {{save_dir: ., name: logs}}
-checkpoint: {{every_n_train_steps: 10}}
-image_grid: {{every_n_steps: 100}}
-model:
-  class_path: {cls}
-  init_args:
-    n_critic: 2
-    z_dim: 2
-    generator: {{arch: mlp, hidden: [16, 16]}}
-    critic: {{arch: mlp, hidden: [16, 16]}}
-    lr_g: 1.0e-3
-    lr_d: 1.0e-3
-data:
-  class_path: datamodules.Toy2DDataModule
-  init_args: {{size: 512, batch_size: 32}}
-"""
+def tiny_fit(path: Path, objective: dict) -> Path:
+    """A variant config for the tiny bench: 20 iterations, tiny MLPs, a CSV logger."""
+    trainer = {"max_steps": 20, "log_every_n_steps": 10, "limit_val_batches": 0, "logger": CSV_LOGGER}
+    model = {"init_args": {**objective, "lr_g": 1.0e-3, "lr_d": 1.0e-3}}
+    return fit_yaml(path, trainer=trainer, checkpoint={"every_n_train_steps": 10}, image_grid={"every_n_steps": 100},
+                    model=model)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +121,8 @@ def tiny_bench(tmp_path_factory):
     from gan_modules.commands import bench
 
     root = tmp_path_factory.mktemp("bench")
-    for name, cls in (("wgan_gp", "gan_modules.WGANGP"), ("sngan", "gan_modules.SNGAN")):
-        _write(root / f"{name}.yaml", TINY_FIT.format(cls=cls))
+    tiny_fit(root / "wgan_gp.yaml", WGAN_GP)
+    tiny_fit(root / "sngan.yaml", {"loss": "hinge", "regularizers": None, "constraint": "spectral_norm"})
     grid = _write(
         root / "grid.yaml",
         f"""
@@ -167,6 +149,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_runs_every_cell_as_a_fit_with_its_seed(tiny_bench):
     runs = _csv(tiny_bench["out"] / "runs.csv")
     assert sorted((r["variant"], r["seed"], r["status"]) for r in runs) == [
@@ -197,6 +180,7 @@ def test_tiny_bench_runs_every_cell_as_a_fit_with_its_seed(tiny_bench):
     assert wgan["0"] != wgan["1"]
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_final_evaluation_matches_the_training_curve_and_a_recomputation(tiny_bench):
     """The last curve point (callback, in the training process) and the table value (`gan-lab evaluate`
     of last.ckpt, in the bench process) are the same protocol on the same generator; both must agree
@@ -225,6 +209,7 @@ def test_tiny_bench_final_evaluation_matches_the_training_curve_and_a_recomputat
     assert sorted({int(c["step"]) for c in curves if c["variant"] == "wgan_gp"}) == [10, 20]
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_summary_is_the_mean_and_std_of_the_run_rows(tiny_bench):
     runs = _csv(tiny_bench["out"] / "runs.csv")
     summary = {(s["variant"], s["metric"]): s for s in _csv(tiny_bench["out"] / "summary.csv")}
@@ -240,6 +225,7 @@ def test_tiny_bench_summary_is_the_mean_and_std_of_the_run_rows(tiny_bench):
     assert (tiny_bench["out"] / "curves_ring8.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_rerun_skips_finished_runs(tiny_bench):
     from gan_modules.commands import bench
 
@@ -249,6 +235,7 @@ def test_tiny_bench_rerun_skips_finished_runs(tiny_bench):
     assert (result.stat().st_mtime_ns, (result.parent / "fit.log").read_text()) == before
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_report_only_rebuilds_the_same_tables(tiny_bench, tmp_path):
     from gan_modules.commands import bench
 
@@ -259,6 +246,7 @@ def test_tiny_bench_report_only_rebuilds_the_same_tables(tiny_bench, tmp_path):
     assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_part_of_the_grid_still_reports_every_finished_cell(tiny_bench, tmp_path):
     """Finishing a grid piece by piece (--variants/--datasets) must not drop the other cells from
     the tables, and the report names the command that makes the whole of it."""
@@ -282,16 +270,7 @@ SHIPPED_GRIDS = sorted(
 
 
 def test_every_known_grid_is_found():
-    assert {
-        "toy",
-        "toy_long_grid",
-        "toy_budget_grid",
-        "toy_target_grid",
-        "toy_next_grid",
-        "toy_gen_batch_grid",
-        "digits",
-        "mnist_vs_baseline",
-    } <= set(SHIPPED_GRIDS)
+    assert {"toy2d_modes", "digits", "mnist_vs_baseline"} <= set(SHIPPED_GRIDS)
 
 
 @pytest.mark.parametrize("name", SHIPPED_GRIDS)
@@ -339,6 +318,7 @@ def test_report_seeds_line_says_when_cells_have_fewer_finished_runs(tmp_path):
     assert _seeds_line(grid, one_cell_missing).startswith("[0, 1, 2] in the grid, not all finished")
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_curves_leave_out_runs_without_a_result(tiny_bench, tmp_path):
     """A run still training (history written, no result.json yet) is in neither the tables nor the curves."""
     import shutil

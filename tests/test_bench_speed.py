@@ -122,11 +122,14 @@ def test_gradient_penalty_under_torch_compile_uses_the_eager_critic():
     WGAN-GP critic step gives the eager step's gradients (aot_eager: the same autograd path as
     inductor, without a C++ compiler)."""
     from gan_modules import penalties
-    from gan_modules.variants import WGANGP
+    from gan_modules.compose import preset
+    from gan_modules.engine import AdversarialModule
 
-    def module() -> WGANGP:
+    def module() -> AdversarialModule:
         torch.manual_seed(0)
-        return WGANGP(generator={"arch": "mlp", "hidden": [8]}, critic={"arch": "mlp", "hidden": [8]}, data_shape=(2,))
+        return preset(
+            "wgan_gp", generator={"arch": "mlp", "hidden": [8]}, critic={"arch": "mlp", "hidden": [8]}, data_shape=(2,)
+        )
 
     real, fake, eps = torch.randn(6, 2), torch.randn(6, 2), torch.rand(6)
     eager, compiled = module(), module()

@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from datamodules import Toy2DDataModule
-from gan_modules import SNGAN, WGAN
 from gan_modules.checkpoints import load_module
+from gan_modules.compose import preset
 from gan_modules.trainers import bare_trainer
 
 TINY_G = {"arch": "mlp", "hidden": [16]}
@@ -49,8 +49,8 @@ class ClipWatcher(L.Callback):
 
 def test_every_critic_parameter_is_clipped_after_every_critic_step():
     c = 0.01
-    module = WGAN(clip=c, n_critic=5, lr_d=1e-2, lr_g=1e-3, z_dim=2, data_shape=(2,), generator=TINY_G,
-                  critic={"arch": "mlp", "hidden": [16, 16]})  # fmt: skip
+    module = preset("wgan", constraint={"name": "clip", "c": c}, n_critic=5, lr_d=1e-2, lr_g=1e-3, z_dim=2,
+                    data_shape=(2,), generator=TINY_G, critic={"arch": "mlp", "hidden": [16, 16]})  # fmt: skip
     assert max(p.abs().max().item() for p in module.critic.parameters()) <= c  # Algorithm 1 starts clipped
     before = [p.detach().clone() for p in module.critic.parameters()]
     watcher = ClipWatcher()
@@ -71,7 +71,7 @@ def sn_layers(module: nn.Module) -> list[nn.Module]:
 
 def test_one_power_iteration_per_training_forward_with_persistent_u():
     """Miyato 2018, Algorithm 1: v <- W^T u / ||W^T u||, u <- W v / ||W v||, sigma = u^T W v."""
-    module = SNGAN(z_dim=2, data_shape=(2,), generator=TINY_G, critic={"arch": "mlp", "hidden": [6, 5]})
+    module = preset("sngan", z_dim=2, data_shape=(2,), generator=TINY_G, critic={"arch": "mlp", "hidden": [6, 5]})
     layer = sn_layers(module.critic)[1]
     sn = layer.parametrizations.weight[0]
     w = layer.parametrizations.weight.original.detach()
@@ -94,7 +94,7 @@ def test_spectral_norm_on_every_critic_layer_of_each_architecture():
         ({"arch": "dcgan", "width": 8}, (1, 16, 16)),
         ({"arch": "resnet", "width": 8}, (3, 16, 16)),
     ):
-        module = SNGAN(z_dim=4, data_shape=shape, generator={"arch": "mlp", "hidden": [8]}, critic=spec)
+        module = preset("sngan", z_dim=4, data_shape=shape, generator={"arch": "mlp", "hidden": [8]}, critic=spec)
         weights = [m for m in module.critic.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
         assert len(weights) >= 3
         assert all(parametrize.is_parametrized(m, "weight") for m in weights), spec["arch"]
@@ -127,7 +127,7 @@ def lipschitz_estimate(critic: nn.Module, steps: int = 150) -> float:
 
 
 def test_sn_critic_is_1_lipschitz_after_training_and_u_survives_a_checkpoint(tmp_path):
-    module = SNGAN(
+    module = preset("sngan",
         loss="hinge", lr_d=2e-3, lr_g=1e-3, betas=(0.0, 0.9), z_dim=2, data_shape=(2,), generator=TINY_G,
         critic={"arch": "mlp", "hidden": [32, 32]},
     )  # fmt: skip
@@ -141,7 +141,7 @@ def test_sn_critic_is_1_lipschitz_after_training_and_u_survives_a_checkpoint(tmp
     assert lipschitz_estimate(module.critic) <= 1.0 + 0.02
 
     # the estimator is sharp where the bound is tight: an SN linear critic has Lipschitz constant 1
-    linear = SNGAN(z_dim=2, data_shape=(2,), generator=TINY_G, critic={"arch": "mlp", "hidden": []})
+    linear = preset("sngan", z_dim=2, data_shape=(2,), generator=TINY_G, critic={"arch": "mlp", "hidden": []})
     with torch.no_grad():
         linear.critic.head.parametrizations.weight.original.mul_(7.0)
         linear.critic.train()(torch.zeros(1, 2))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import WGAN_GP, fit_yaml
 
 from gan_modules.cli import main
 
@@ -22,33 +23,28 @@ SCRIPTS = Path(__file__).parent / "scripts"
 REPO = Path(__file__).parent.parent
 TOL = 1e-5
 
-CONFIG = """
-seed_everything: 0
-trainer:
-  max_steps: 4
-  accelerator: cpu
-  devices: 1
-  logger: false
-  enable_progress_bar: false
-  enable_model_summary: false
-  num_sanity_val_steps: 0
-  callbacks: [{{class_path: ddp_probe.RankDump}}]
-checkpoint: {{every_n_train_steps: 4}}
-image_grid: {{every_n_steps: 1000}}
-model:
-  class_path: {variant}
-  init_args:
-    n_critic: 2
-    g_batch_size: {g_batch_size}
-    z_dim: 4
-    lr_g: 1.0e-3
-    lr_d: 1.0e-3
-    generator: {{arch: mlp, hidden: [16, 16], batch_norm: {batch_norm}}}
-    critic: {{arch: mlp, hidden: [16, 16]}}
-data:
-  class_path: datamodules.Toy2DDataModule
-  init_args: {{dataset: ring8, size: 512, batch_size: 8}}
-"""
+OBJECTIVES = {
+    "wgan_gp": WGAN_GP,  # weight 10: the first critic gradient includes the penalty's double-backward part
+    "sngan": {"loss": "hinge", "regularizers": None, "constraint": "spectral_norm"},
+    # lazy R1 (a Dreg phase on every 2nd critic step: 4 of the 8 critic steps), Adam at lr * 2/3, betas ** 2/3
+    "lazy_r1": {"loss": "non_saturating", "regularizers": [{"name": "r1", "weight": 1.0, "every": 2}]},
+    "ns_gan": {"loss": "non_saturating", "regularizers": None},
+}
+
+
+def ddp_config(tmp_path: Path, objective: str, g_batch_size: int | None = None, batch_norm: bool = False) -> Path:
+    """4 generator iterations of 2 critic steps on ring8, global batch 8, with the rank probe."""
+    nets = {"generator": {"arch": "mlp", "hidden": [16, 16], "batch_norm": batch_norm}}
+    model = {"init_args": {**OBJECTIVES[objective], "n_critic": 2, "g_batch_size": g_batch_size, "z_dim": 4, **nets}}
+    model["init_args"].update(lr_g=1.0e-3, lr_d=1.0e-3)
+    return fit_yaml(
+        tmp_path / "ddp.yaml",
+        trainer={"max_steps": 4, "callbacks": [{"class_path": "ddp_probe.RankDump"}]},
+        checkpoint={"every_n_train_steps": 4},
+        image_grid={"every_n_steps": 1000},
+        model=model,
+        data={"init_args": {"batch_size": 8}},
+    )
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -68,13 +64,12 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.parametrize("variant", ["gan_modules.WGANGP", "gan_modules.SNGAN"])
-def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, variant):
-    config = tmp_path / "ddp.yaml"
+@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1"])
+def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, objective):
     # WGAN-GP's generator steps take 12 fakes (6 per rank), not the real batch's 8
-    g_batch_size = 12 if variant == "gan_modules.WGANGP" else "null"
-    config.write_text(CONFIG.format(variant=variant, batch_norm="false", g_batch_size=g_batch_size))
+    config = ddp_config(tmp_path, objective, g_batch_size=12 if objective == "wgan_gp" else None)
     monkeypatch.syspath_prepend(str(SCRIPTS))
 
     one = tmp_path / "one"
@@ -90,23 +85,26 @@ def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, variant):
     # ... and with one process, although training moved the weights far more than the tolerance.
     assert _max_diff(ref["start"], ref["end"]) > 100 * TOL
     assert _max_diff(ref["end"], rank0["end"]) < TOL
-    # The first critic gradient, all-reduced over the ranks' half batches, equals the full-batch one
-    # (for WGAN-GP this includes the penalty's double-backward part, weight 10).
-    for name, grad in ref["first_critic_grads"].items():
-        torch.testing.assert_close(rank0["first_critic_grads"][name], grad, rtol=TOL, atol=1e-6)
-        torch.testing.assert_close(rank1["first_critic_grads"][name], grad, rtol=TOL, atol=1e-6)
+    # The first three critic gradients, all-reduced over the ranks' half batches, equal the full-batch
+    # ones (for WGAN-GP they include the penalty's double-backward part, weight 10; for lazy R1 the
+    # third is the first Dreg phase, R1's double backward alone, times its interval 2).
+    assert len(ref["critic_grads"]) == len(rank0["critic_grads"]) == len(rank1["critic_grads"]) == 3
+    for step, grads in enumerate(ref["critic_grads"]):
+        for name, grad in grads.items():
+            for rank in (rank0, rank1):
+                torch.testing.assert_close(rank["critic_grads"][step][name], grad, rtol=TOL, atol=1e-6, msg=f"{step}")
     # The checkpoint is written once, by rank 0, and holds rank 0's final state.
     saved = torch.load(two / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert _max_diff(saved, rank0["end"]) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_batch_norm_statistics_agree_across_ranks(tmp_path):
     """Without SyncBatchNorm (GPU only) each rank normalises with its half batch's statistics, so the
     run differs from one process; the running statistics must still be the same on every rank
     (rank 0's, broadcast after each generator iteration), or ranks would sample differently."""
-    config = tmp_path / "ddp.yaml"
-    config.write_text(CONFIG.format(variant="gan_modules.NSGAN", batch_norm="true", g_batch_size="null"))
+    config = ddp_config(tmp_path, "ns_gan", batch_norm=True)
     two = tmp_path / "two"
     _fit_two_ranks(config, two, "--trainer.devices", "2")  # strategy auto: Lightning picks plain DDP
     rank0, rank1 = _dump(two, 0), _dump(two, 1)

@@ -8,7 +8,8 @@ import torch
 
 from datamodules import Toy2DDataModule
 from datamodules.stream import GlobalBatchStream
-from gan_modules import NSGAN, WGANGP
+from gan_modules import AdversarialModule
+from gan_modules.compose import preset
 from gan_modules.draws import GlobalDraws
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.trainers import bare_trainer
@@ -52,7 +53,7 @@ def _fit(module, steps, callbacks=(), batch=16):
 @pytest.mark.parametrize("n_critic, steps", [(1, 5), (3, 4), (5, 2)])
 def test_max_steps_counts_generator_iterations_and_n_critic_critic_steps(n_critic, steps):
     counter = StepCounter()
-    module = WGANGP(n_critic=n_critic, data_shape=(2,), **TINY)
+    module = preset("wgan_gp", n_critic=n_critic, data_shape=(2,), **TINY)
     trainer = _fit(module, steps, [counter])
     assert counter.counts == {"critic": n_critic * steps, "generator": steps}
     assert trainer.global_step == steps
@@ -69,7 +70,7 @@ class BatchCounter(L.Callback):
 
 @pytest.mark.parametrize("n_critic", [1, 3])
 def test_critic_steps_take_the_streams_batches_in_order_one_lightning_batch_per_iteration(n_critic, monkeypatch):
-    module = WGANGP(n_critic=n_critic, data_shape=(2,), **TINY)
+    module = preset("wgan_gp", n_critic=n_critic, data_shape=(2,), **TINY)
     seen = []
     critic_loss = module.critic_loss
     monkeypatch.setattr(
@@ -93,7 +94,7 @@ def test_iterations_per_batch_keeps_the_batches_noise_and_weights(k):
 
     def trained(per_batch: int):
         torch.manual_seed(0)
-        module = WGANGP(
+        module = preset("wgan_gp",
             n_critic=2, ema_decay=0.9, lr_decay="linear", z_prior="uniform", iterations_per_batch=per_batch,
             data_shape=(2,), **TINY,
         )  # fmt: skip
@@ -109,19 +110,18 @@ def test_iterations_per_batch_keeps_the_batches_noise_and_weights(k):
     assert one_counts.lrs == many_counts.lrs
     assert one.real_batches_consumed == many.real_batches_consumed == 24
     torch.manual_seed(0)
-    first = WGANGP(n_critic=2, data_shape=(2,), **TINY)
+    first = preset("wgan_gp", n_critic=2, data_shape=(2,), **TINY)
     assert not torch.equal(one.generator_ema.net[0].weight, first.generator.net[0].weight)  # training moved it
     for name, value in one.state_dict().items():
         assert torch.equal(value, many.state_dict()[name]), name
 
 
 def test_iterations_per_batch_refuses_what_it_would_misalign():
-    from gan_modules import EBGAN
     from gan_modules.bench.history import MetricsHistory
     from gan_modules.callbacks import ImageGrid, RunCheckpoint
     from gan_modules.engine import step_intervals
 
-    module = WGANGP(iterations_per_batch=4, data_shape=(2,), **TINY)
+    module = preset("wgan_gp", iterations_per_batch=4, data_shape=(2,), **TINY)
     trainer = L.Trainer(
         accelerator="cpu", callbacks=[ImageGrid(every_n_steps=10)], logger=False, enable_checkpointing=False
     )
@@ -140,25 +140,28 @@ def test_iterations_per_batch_refuses_what_it_would_misalign():
         "curves.every_n_steps": 12,
     }
     with pytest.raises(ValueError, match=r"^model.iterations_per_batch=0 is invalid; allowed: an integer >= 1"):
-        WGANGP(iterations_per_batch=0, data_shape=(2,), **TINY)
+        preset("wgan_gp", iterations_per_batch=0, data_shape=(2,), **TINY)
     with pytest.raises(
         ValueError, match=r"^model.iterations_per_batch=2 is invalid; allowed: 1 with model.wgan_warmup"
     ):
-        WGANGP(iterations_per_batch=2, wgan_warmup=True, data_shape=(2,), **TINY)
-    with pytest.raises(ValueError, match=r"^model.iterations_per_batch=2 is invalid; allowed: 1 with model.pretrain"):
-        EBGAN(
+        preset("wgan_gp", iterations_per_batch=2, wgan_warmup=True, data_shape=(2,), **TINY)
+    with pytest.raises(
+        ValueError, match=r"^model.iterations_per_batch=2 is invalid; allowed: 1 with model.critic_pretrain_steps"
+    ):
+        preset(
+            "ebgan",
             iterations_per_batch=2,
-            pretrain_steps=3,
+            critic_pretrain_steps=3,
             data_shape=(2,),
             generator=TINY["generator"],
-            critic={"hidden": [8]},
+            critic={"arch": "autoencoder", "hidden": [8]},
         )
 
 
 @pytest.mark.parametrize("n_critic", [5, 3])
 def test_wgan_warmup_uses_100_critic_steps_early_on(n_critic):
     counter = StepCounter()
-    module = WGANGP(n_critic=n_critic, wgan_warmup=True, data_shape=(2,), **TINY)
+    module = preset("wgan_gp", n_critic=n_critic, wgan_warmup=True, data_shape=(2,), **TINY)
     _fit(module, 2, [counter])
     assert counter.counts == {"critic": 200, "generator": 2}  # iterations 0 and 1 are < 25
     assert module.real_batches_consumed == 200  # with n_critic 3 the last stacked batch is left unused
@@ -166,7 +169,7 @@ def test_wgan_warmup_uses_100_critic_steps_early_on(n_critic):
 
 def test_linear_decay_reaches_zero_at_max_steps():
     counter = StepCounter()
-    module = NSGAN(lr_g=1e-3, lr_d=1e-3, lr_decay="linear", data_shape=(2,), **TINY)
+    module = AdversarialModule(lr_g=1e-3, lr_d=1e-3, lr_decay="linear", data_shape=(2,), **TINY)
     _fit(module, 4, [counter])
     # lr used by generator step k (0-based) is lr0 * (1 - k / 4); it is stepped after each iteration
     assert counter.lrs == pytest.approx([1e-3 * (1 - k / 4) for k in range(4)])
@@ -175,7 +178,7 @@ def test_linear_decay_reaches_zero_at_max_steps():
 
 def test_gradient_clipping_applies_before_the_critic_update():
     counter = StepCounter()
-    module = NSGAN(grad_clip=1e-3, data_shape=(2,), **TINY)
+    module = AdversarialModule(grad_clip=1e-3, data_shape=(2,), **TINY)
     _fit(module, 3, [counter])
     assert counter.clip_norms and max(counter.clip_norms) <= 1e-3 * (1 + 1e-5)
 
@@ -213,22 +216,24 @@ def test_autoencoder_critic_energy_is_mean_squared_reconstruction_error():
 def test_impossible_image_size_and_unknown_arch_are_one_line_errors():
     with pytest.raises(ValueError, match=r"dcgan cannot produce 30x30 images; allowed sizes are 4\*2\^k or 7\*2\^k"):
         build_generator({"arch": "dcgan"}, 4, (1, 30, 30))
-    allowed = "mlp, dcgan, resnet, standard_cnn, autoencoder"
+    allowed = "mlp, dcgan, resnet, standard_cnn, autoencoder or an import path"
     with pytest.raises(ValueError, match=rf"^model.critic.arch='vit' is unknown; allowed: {allowed}$"):
         build_critic({"arch": "vit"}, (2,))
     with pytest.raises(ValueError, match=r"model.generator.depth is not an option of the mlp generator"):
         build_generator({"arch": "mlp", "depth": 3}, 4, (2,))
 
 
-def test_spectral_norm_switch_normalises_every_critic_layer():
-    critic = build_critic({"arch": "dcgan", "width": 4, "spectral_norm": True}, (1, 16, 16))
+def test_spectral_norm_constraint_normalises_every_critic_layer():
+    critic = AdversarialModule(
+        constraint="spectral_norm", critic={"arch": "dcgan", "width": 4}, data_shape=(1, 16, 16)
+    ).critic
     layers = [m for m in critic.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert layers and all(hasattr(m, "parametrizations") for m in layers)
 
 
 def test_fused_adam_updates_like_torchs_reference_adam():
     """`fused_adam` takes the same steps as torch's per-tensor Adam (a second implementation)."""
-    module = WGANGP(lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), fused_adam=True, data_shape=(2,), **TINY)
+    module = preset("wgan_gp", lr_g=1e-3, lr_d=1e-3, betas=(0.0, 0.9), fused_adam=True, data_shape=(2,), **TINY)
     torch.manual_seed(0)  # the starting weights, whatever earlier tests drew
     reference = torch.nn.Linear(2, 3)
     twin = torch.nn.Linear(2, 3)
@@ -257,10 +262,10 @@ def test_fused_adam_is_off_by_default_and_refused_with_fp16s_grad_scaler():
         scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
         return L.Trainer(accelerator="cpu", plugins=[scaler], logger=False, enable_checkpointing=False)
 
-    module = WGANGP(data_shape=(2,), **TINY)
+    module = preset("wgan_gp", data_shape=(2,), **TINY)
     module.trainer = trainer()
     assert not any(opt.defaults["fused"] for opt in module.configure_optimizers())
-    fused = WGANGP(fused_adam=True, data_shape=(2,), **TINY)
+    fused = preset("wgan_gp", fused_adam=True, data_shape=(2,), **TINY)
     fused.trainer = trainer()
     with pytest.raises(ValueError, match=r"^model.fused_adam=True is invalid with trainer.precision='16-mixed'"):
         fused.configure_optimizers()
@@ -270,7 +275,7 @@ def test_g_batch_size_sets_the_fakes_of_the_generator_step_only():
     """Counted at the networks: every generator step sees g_batch_size noise rows, every critic step
     the real batch's size; g_batch_size=None keeps the real batch's size for both."""
 
-    class Recording(WGANGP):
+    class Recording(AdversarialModule):
         def critic_loss(self, real, fake):
             self.seen.append(("critic", len(real), len(fake)))
             return super().critic_loss(real, fake)
@@ -289,21 +294,21 @@ def test_g_batch_size_sets_the_fakes_of_the_generator_step_only():
 
 
 def test_g_batch_size_must_split_evenly_over_the_ranks():
-    module = WGANGP(data_shape=(2,), g_batch_size=5, **TINY)
+    module = preset("wgan_gp", data_shape=(2,), g_batch_size=5, **TINY)
     two_ranks = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
     message = r"^model.g_batch_size=5 is invalid with 2 processes; allowed: a multiple of 2"
     with pytest.raises(ValueError, match=message):
         module.check_trainer(two_ranks)
     module.check_trainer(L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False))
     with pytest.raises(ValueError, match=r"^model.g_batch_size=0 is invalid; allowed: null or an integer >= 1"):
-        WGANGP(data_shape=(2,), g_batch_size=0, **TINY)
+        preset("wgan_gp", data_shape=(2,), g_batch_size=0, **TINY)
 
 
 @pytest.mark.parametrize("prior", ["uniform", "normal"])
 def test_z_prior_sets_the_noise_of_training_fixed_grids_and_seeded_samples(prior):
     """Every noise row the generator sees, in training and sampling, comes from the chosen prior:
     U[-1, 1) has mean 0 and variance 1/3; N(0, 1) leaves [-1, 1) about a third of the time."""
-    module = WGANGP(data_shape=(2,), z_prior=prior, n_critic=1, **TINY)
+    module = preset("wgan_gp", data_shape=(2,), z_prior=prior, n_critic=1, **TINY)
     seen: list[torch.Tensor] = []
     module.generator.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().flatten()))
     bare_trainer(3).fit(module, Toy2DDataModule("ring8", size=256, batch_size=16))
@@ -324,7 +329,7 @@ def test_z_prior_sets_the_noise_of_training_fixed_grids_and_seeded_samples(prior
 
 def test_unknown_z_prior_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"^model.z_prior='gaussian' is invalid; allowed: normal, uniform$"):
-        WGANGP(data_shape=(2,), z_prior="gaussian", **TINY)
+        preset("wgan_gp", data_shape=(2,), z_prior="gaussian", **TINY)
 
 
 @pytest.mark.parametrize("callback", ["RunCheckpoint", "ModelCheckpoint"])
@@ -338,7 +343,7 @@ def test_run_checkpoint_drops_lightnings_manual_optimisation_warning(tmp_path, c
     cls = RunCheckpoint if callback == "RunCheckpoint" else ModelCheckpoint
     ckpt = cls(dirpath=tmp_path, every_n_train_steps=1, save_top_k=-1)
     trainer = bare_trainer(2, [ckpt], enable_checkpointing=True)
-    trainer.fit(NSGAN(data_shape=(2,), **TINY), Toy2DDataModule("ring8", size=512, batch_size=16))
+    trainer.fit(AdversarialModule(data_shape=(2,), **TINY), Toy2DDataModule("ring8", size=512, batch_size=16))
     assert len(list(tmp_path.glob("*.ckpt"))) >= 2  # the hook ran and saved
     warned = [w for w in recwarn if "Using ModelCheckpoint with manual optimization" in str(w.message)]
     assert bool(warned) == (callback == "ModelCheckpoint")

@@ -10,9 +10,10 @@ import lightning as L
 import pytest
 
 from datamodules import DigitsDataModule, Toy2DDataModule
-from gan_modules import NSGAN, WGANGP
+from gan_modules import AdversarialModule
 from gan_modules.checkpoints import load_module
 from gan_modules.commands import evaluate
+from gan_modules.compose import preset
 from gan_modules.metrics import exact_emd, mode_metrics
 from gan_modules.metrics.extractors import INCEPTION_FILE
 from gan_modules.metrics.suite import generated_samples
@@ -35,14 +36,14 @@ def _checkpoint(root: Path, model: L.LightningModule, dm: L.LightningDataModule,
 @pytest.fixture(scope="module")
 def toy_ckpt(tmp_path_factory) -> Path:
     nets = {"generator": {"arch": "mlp", "hidden": [16, 16]}, "critic": {"arch": "mlp", "hidden": [16, 16]}}
-    model = WGANGP(data_shape=(2,), z_dim=2, **nets)
+    model = preset("wgan_gp", data_shape=(2,), z_dim=2, **nets)
     return _checkpoint(tmp_path_factory.mktemp("toy"), model, Toy2DDataModule("ring8", size=1500, batch_size=64))
 
 
 @pytest.fixture(scope="module")
 def digits_ckpt(tmp_path_factory) -> Path:
     nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
-    model = NSGAN(data_shape=(1, 8, 8), z_dim=8, **nets)
+    model = AdversarialModule(data_shape=(1, 8, 8), z_dim=8, **nets)
     return _checkpoint(tmp_path_factory.mktemp("digits"), model, DigitsDataModule(image_size=8, batch_size=32))
 
 

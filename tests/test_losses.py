@@ -179,7 +179,7 @@ def test_divergence_table_covers_nowozin_table_2():
     u = np.array([0.05, 0.5, 1.0, 2.0, 20.0])
     for name, div in DIVERGENCES.items():
         assert np.allclose(div.f(torch.from_numpy(u)).numpy(), F[name](u), rtol=1e-12), name
-    with pytest.raises(ValueError, match=r"model.divergence='tv' is unknown; allowed: kl, "):
+    with pytest.raises(ValueError, match=r"model.loss.divergence='tv' is unknown; allowed: kl, "):
         losses.get_divergence("tv")
 
 

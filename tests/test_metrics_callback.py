@@ -13,9 +13,10 @@ import yaml
 from lightning.pytorch.loggers import CSVLogger
 
 from datamodules import DigitsDataModule, Toy2DDataModule
-from gan_modules import NSGAN, WGANGP
+from gan_modules import AdversarialModule
 from gan_modules.callbacks import RunCheckpoint
 from gan_modules.callbacks.metrics import GenerativeMetrics
+from gan_modules.compose import preset
 from gan_modules.metrics import exact_emd, mode_metrics
 from gan_modules.metrics.collective import SingleProcess
 from gan_modules.metrics.suite import ImageEvaluator, MetricSettings, generated_samples
@@ -51,7 +52,7 @@ def image_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("image_run")
     L.seed_everything(0)
     dm = DigitsDataModule(image_size=8, batch_size=32)
-    model = NSGAN(data_shape=(1, 8, 8), ema_decay=0.5, **TINY_IMAGE_NETS)
+    model = AdversarialModule(data_shape=(1, 8, 8), ema_decay=0.5, **TINY_IMAGE_NETS)
     callback = GenerativeMetrics(
         every_n_steps=2, num_fake=120, num_real=150, extractor=name, batch_size=32, cache_dir=str(root / "cache")
     )
@@ -109,8 +110,8 @@ def test_a_torchmetrics_metric_on_the_module_would_bloat_the_checkpoint(tmp_path
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     weights = extractor_fixtures.random_inception_weights(tmp_path)
-    lean = NSGAN(data_shape=(1, 8, 8), **TINY_IMAGE_NETS)
-    bloated = NSGAN(data_shape=(1, 8, 8), **TINY_IMAGE_NETS)
+    lean = AdversarialModule(data_shape=(1, 8, 8), **TINY_IMAGE_NETS)
+    bloated = AdversarialModule(data_shape=(1, 8, 8), **TINY_IMAGE_NETS)
     bloated.fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(weights))
     extra = len(bloated.state_dict()) - len(lean.state_dict())
     assert extra > 500  # Inception's parameters and BN buffers (566 in the issue's measurement)
@@ -119,7 +120,7 @@ def test_a_torchmetrics_metric_on_the_module_would_bloat_the_checkpoint(tmp_path
 def test_real_feature_cache_is_reused_verified_and_recomputed_when_stale(tmp_path):
     name = extractor_fixtures.register()
     settings = MetricSettings(num_fake=40, num_real=60, extractor=name, batch_size=16, cache_dir=str(tmp_path))
-    model = NSGAN(data_shape=(1, 8, 8), **TINY_IMAGE_NETS)
+    model = AdversarialModule(data_shape=(1, 8, 8), **TINY_IMAGE_NETS)
     dm = DigitsDataModule(image_size=8)
 
     def evaluate():
@@ -174,7 +175,7 @@ def test_evaluator_equals_torch_fidelity_when_precision_and_recall_are_nontrivia
 def test_point_data_gets_mode_metrics_and_emd_and_a_best_emd_checkpoint(tmp_path):
     L.seed_everything(0)
     dm = Toy2DDataModule("ring8", size=2000, batch_size=64)
-    model = WGANGP(data_shape=(2,), z_dim=2, **TINY_POINT_NETS)
+    model = preset("wgan_gp", data_shape=(2,), z_dim=2, **TINY_POINT_NETS)
     callback = GenerativeMetrics(every_n_steps=2, num_fake=300, num_real=400, batch_size=64)
     trainer = _trainer(tmp_path, 4, [callback])
     trainer.fit(model, dm)
@@ -195,7 +196,7 @@ def test_point_metrics_can_be_chosen_and_a_partial_set_is_on_record(tmp_path, me
     computed equals the functions themselves, and the protocol says what was left out."""
     L.seed_everything(0)
     dm = Toy2DDataModule("ring8", size=2000, batch_size=64)
-    model = WGANGP(data_shape=(2,), z_dim=2, **TINY_POINT_NETS)
+    model = preset("wgan_gp", data_shape=(2,), z_dim=2, **TINY_POINT_NETS)
     callback = GenerativeMetrics(every_n_steps=2, num_fake=300, num_real=400, batch_size=64, metrics=metrics)
     _trainer(tmp_path, 2, [callback]).fit(model, dm)
     fake = generated_samples(model, 300, 64, seed=0)
@@ -211,7 +212,7 @@ def test_point_metrics_can_be_chosen_and_a_partial_set_is_on_record(tmp_path, me
 def test_evaluation_does_not_change_the_training_trajectory(tmp_path):
     def train(callbacks):
         L.seed_everything(0)
-        model = WGANGP(data_shape=(2,), z_dim=2, n_critic=2, **TINY_POINT_NETS)
+        model = preset("wgan_gp", data_shape=(2,), z_dim=2, n_critic=2, **TINY_POINT_NETS)
         _trainer(tmp_path, 4, callbacks, logger=False, enable_checkpointing=False).fit(
             model, Toy2DDataModule("ring8", size=512, batch_size=32)
         )

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
 from datamodules import DigitsDataModule, Toy2DDataModule
-from gan_modules import NSGAN
+from gan_modules import AdversarialModule
 from gan_modules.callbacks import ImageGrid
 from gan_modules.callbacks.image_grid import save_image_grid
 from gan_modules.trainers import bare_trainer
@@ -28,7 +28,7 @@ def test_grid_png_reaches_files_tensorboard_csv_folder_and_wandb_offline_run(tmp
     from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 
     nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
-    model = NSGAN(data_shape=(1, 8, 8), z_dim=8, num_fixed_samples=16, **nets)
+    model = AdversarialModule(data_shape=(1, 8, 8), z_dim=8, num_fixed_samples=16, **nets)
     untrained = save_image_grid(model.sample(), tmp_path / "untrained.png", upscale=2)
     loggers = [
         CSVLogger(tmp_path, name="csv"),
@@ -73,7 +73,7 @@ def test_saved_grid_matches_the_samples_pixel_for_pixel(tmp_path):
 
 def test_points_get_a_scatter_over_the_data_with_the_critic_contour(tmp_path):
     nets = {"generator": {"arch": "mlp", "hidden": [8]}, "critic": {"arch": "mlp", "hidden": [8]}}
-    model = NSGAN(data_shape=(2,), z_dim=2, **nets)
+    model = AdversarialModule(data_shape=(2,), z_dim=2, **nets)
     trainer = _fit(tmp_path, model, Toy2DDataModule("ring8", size=500, batch_size=32), [CSVLogger(tmp_path)])
     picture = plt.imread(tmp_path / "samples" / "latest.png")
     assert picture.shape[0] > 300 and picture.shape[1] > 300

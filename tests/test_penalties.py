@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from gan_modules import DRAGAN, WGANCT, WGANGP, penalties
+from gan_modules import penalties
+from gan_modules.compose import preset
 from gan_modules.draws import GlobalDraws
 from gan_modules.nets import build_critic
 
@@ -111,7 +112,7 @@ TINY = {"z_dim": 2, "data_shape": (2,), "generator": {"arch": "mlp", "hidden": [
 
 
 def test_wgan_gp_interpolates_lie_on_the_segments_with_one_eps_per_sample():
-    module = WGANGP(critic={"arch": "mlp", "hidden": [8]}, **TINY)
+    module = preset("wgan_gp", critic={"arch": "mlp", "hidden": [8]}, **TINY)
     recorder = InputRecorder(module.critic)
     real, fake = torch.randn(64, 2, generator=GEN), torch.randn(64, 2, generator=GEN) + 3
     module.critic_loss(real, fake)
@@ -127,7 +128,7 @@ def test_wgan_gp_interpolates_lie_on_the_segments_with_one_eps_per_sample():
 
 
 def test_dragan_penalty_points_are_near_the_data_as_in_the_reference_code():
-    module = DRAGAN(critic={"arch": "mlp", "hidden": [8]}, **TINY)
+    module = preset("dragan", critic={"arch": "mlp", "hidden": [8]}, **TINY)
     recorder = InputRecorder(module.critic)
     real, fake = torch.randn(256, 2, generator=GEN), torch.randn(256, 2, generator=GEN) + 5
     replay = GlobalDraws(module.draws.seed)  # the same random stream, drawn by hand
@@ -192,11 +193,14 @@ def test_consistency_term_formula(distance, margin):
 
 def test_consistency_term_needs_dropout_and_vanishes_without_randomness():
     real = torch.randn(16, 2, generator=GEN)
-    module = WGANCT(critic={"arch": "mlp", "hidden": [8], "dropout": 0.5}, **TINY)
+    module = preset("wgan_ct", critic={"arch": "mlp", "hidden": [8], "dropout": 0.5}, **TINY)
     assert penalties.consistency_term(module.critic, real).item() > 0  # two different dropout masks
     module.critic.eval()
     assert penalties.consistency_term(module.critic, real).item() == 0.0  # same network twice
-    with pytest.raises(ValueError, match=r"^model.critic.dropout=0.0 is invalid; allowed: a float > 0"):
-        WGANCT(critic={"arch": "mlp", "hidden": [8]}, **TINY)
-    with pytest.raises(ValueError, match=r"^model.ct_distance='l1' is invalid; allowed: squared, euclidean$"):
-        WGANCT(ct_distance="l1", critic={"arch": "mlp", "dropout": 0.5}, **TINY)
+    with pytest.raises(
+        ValueError, match=r"^model.critic.dropout=0.0 is invalid with model.regularizers=consistency_term"
+    ):
+        preset("wgan_ct", critic={"arch": "mlp", "hidden": [8]}, **TINY)
+    ct = [{"name": "consistency_term", "distance": "l1"}]
+    with pytest.raises(ValueError, match=r"^model.regularizers.distance='l1' is unknown; allowed: squared, euclidean$"):
+        preset("wgan_ct", regularizers=ct, critic={"arch": "mlp", "dropout": 0.5}, **TINY)

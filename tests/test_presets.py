@@ -22,15 +22,31 @@ import pytest
 import torch
 import yaml
 
-from gan_modules.cli import main, run_lightning
+from gan_modules.cli import run_lightning
 from gan_modules.compose import expand, presets
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LEGACY = json.loads((FIXTURES / "legacy_paper_settings.json").read_text())
-ENGINE_KEYS = (
-    "generator critic z_dim z_prior n_critic g_batch_size optimizer lr_g lr_d betas lr_decay wgan_warmup "
-    "ema_decay grad_clip fused_adam seed num_fixed_samples iterations_per_batch"
-).split()
+ENGINE_KEYS = [
+    "generator",
+    "critic",
+    "z_dim",
+    "z_prior",
+    "n_critic",
+    "g_batch_size",
+    "optimizer",
+    "lr_g",
+    "lr_d",
+    "betas",
+    "lr_decay",
+    "wgan_warmup",
+    "ema_decay",
+    "grad_clip",
+    "fused_adam",
+    "seed",
+    "num_fixed_samples",
+    "iterations_per_batch",
+]
 
 
 def former_objective(variant: str, old: dict) -> dict:
@@ -55,7 +71,10 @@ def former_objective(variant: str, old: dict) -> dict:
                 },
             ],
         },
-        "dragan": lambda: {"loss": "non_saturating", "regularizers": [{"name": "dragan", "weight": old["penalty_weight"]}]},
+        "dragan": lambda: {
+            "loss": "non_saturating",
+            "regularizers": [{"name": "dragan", "weight": old["penalty_weight"]}],
+        },
         "sngan": lambda: {"loss": old["loss"], "constraint": "spectral_norm"},
         "ebgan": lambda: {
             "loss": {"name": "ebgan", "margin": old["margin"]},
@@ -110,8 +129,10 @@ def canonical(objective: dict) -> dict:
 
 
 # Values set from the reference code after the fixture was made: pair -> {"model"|"data": {key: value}}.
-_DCGAN_INIT = {"generator": {"arch": "dcgan", "width": 64, "init": "dcgan"},
-               "critic": {"arch": "dcgan", "width": 64, "norm": "batch", "init": "dcgan"}}
+_DCGAN_INIT = {
+    "generator": {"arch": "dcgan", "width": 64, "init": "dcgan"},
+    "critic": {"arch": "dcgan", "width": 64, "norm": "batch", "init": "dcgan"},
+}
 _TF_RESNET = {"g_batch_size": 128, "generator": {"arch": "resnet", "width": 128, "init": "glorot"}}
 CORRECTED: dict[str, dict[str, dict]] = {
     **{f"{v}/cifar10": {"model": _DCGAN_INIT} for v in ("gan", "ns_gan", "lsgan", "fgan", "loss_sensitive_gan")},
@@ -123,19 +144,30 @@ CORRECTED: dict[str, dict[str, dict]] = {
         "data": {"dequantize": True},
     },
     "wgan_ct/cifar10": {
-        "model": {**_TF_RESNET, "critic": {"arch": "resnet", "width": 128, "dropout": [0.2, 0.5, 0.5],
-                                           "pooling": "mean", "init": "glorot"}},
+        "model": {
+            **_TF_RESNET,
+            "critic": {"arch": "resnet", "width": 128, "dropout": [0.2, 0.5, 0.5], "pooling": "mean", "init": "glorot"},
+        },
         "data": {"dequantize": True},
     },
     "sngan/cifar10": {
-        "model": {"g_batch_size": 128, "generator": {"arch": "resnet", "width": 256, "init": "glorot"},
-                  "critic": {"arch": "resnet", "width": 128, "pooling": "sum", "init": "glorot"}},
+        "model": {
+            "g_batch_size": 128,
+            "generator": {"arch": "resnet", "width": 256, "init": "glorot"},
+            "critic": {"arch": "resnet", "width": 128, "pooling": "sum", "init": "glorot"},
+        },
         "data": {"dequantize": True},
     },
-    **{f"sngan/cifar10_setting_{s}": {
-        "model": {"generator": {"arch": "standard_cnn", "init": "dcgan"}, "critic": {"arch": "standard_cnn", "init": "dcgan"}},
-        "data": {"dequantize": False},
-    } for s in "ABCDEF"},
+    **{
+        f"sngan/cifar10_setting_{s}": {
+            "model": {
+                "generator": {"arch": "standard_cnn", "init": "dcgan"},
+                "critic": {"arch": "standard_cnn", "init": "dcgan"},
+            },
+            "data": {"dequantize": False},
+        }
+        for s in "ABCDEF"
+    },
 }
 
 
@@ -150,8 +182,17 @@ def composed_args(pair: str) -> list[str]:
     variant, dataset = pair.split("/")
     if dataset.startswith("cifar10_setting_"):
         table = "configs/experiment/sngan/cifar10_table1.yaml"
-        return ["--model", variant, "--data", "cifar10", "--config", table, "--config",
-                f"configs/experiment/sngan/{dataset}.yaml", f"--trainer.default_root_dir=runs/{pair}"]
+        return [
+            "--model",
+            variant,
+            "--data",
+            "cifar10",
+            "--config",
+            table,
+            "--config",
+            f"configs/experiment/sngan/{dataset}.yaml",
+            f"--trainer.default_root_dir=runs/{pair}",
+        ]
     return ["--model", variant, "--data", dataset]
 
 
@@ -200,9 +241,18 @@ def test_preset_trains_to_the_former_variants_weights(preset, tmp_path, monkeypa
     """50 generator iterations of `--model <preset> --data ring8` give the former class's weights
     (its own ring8 config, same seed) to 1e-5."""
     monkeypatch.chdir(Path(__file__).parent.parent)
-    args = ["fit", "--model", preset, "--data", "ring8", "--trainer.max_steps=50", "--trainer.logger=false",
-            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-            f"--trainer.default_root_dir={tmp_path}"]
+    args = [
+        "fit",
+        "--model",
+        preset,
+        "--data",
+        "ring8",
+        "--trainer.max_steps=50",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
     cli = run_lightning(expand(args)[0])
     assert cli.trainer.global_step == 50
     got, want = fingerprint(cli.model), GOLDEN[preset]

@@ -11,39 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
+from conftest import CSV_RUN_LOGGER, fit_yaml
 
 REPO = Path(__file__).parent.parent
 MAX_STEPS = 150
 EVERY = 10
-
-CONFIG = f"""
-seed_everything: 0
-trainer:
-  max_steps: {MAX_STEPS}
-  accelerator: cpu
-  devices: 1
-  deterministic: true
-  log_every_n_steps: 1
-  enable_progress_bar: false
-  enable_model_summary: false
-  num_sanity_val_steps: 0
-  logger:
-    class_path: gan_modules.loggers.CSVRunLogger
-    init_args: {{save_dir: ., name: logs}}
-checkpoint: {{every_n_train_steps: {EVERY}}}
-image_grid: {{every_n_steps: {EVERY}}}
-model:
-  class_path: gan_modules.WGANGP
-  init_args:
-    n_critic: 2
-    z_dim: 2
-    generator: {{arch: mlp, hidden: [16, 16]}}
-    critic: {{arch: mlp, hidden: [16, 16]}}
-data:
-  class_path: datamodules.Toy2DDataModule
-  init_args: {{dataset: ring8, size: 512, batch_size: 16}}
-"""
 
 
 def _command(config: Path, root: Path) -> list[str]:
@@ -80,9 +54,11 @@ def _kill_after_first_checkpoint(command: list[str], cwd: Path, last: Path) -> i
     return proc.returncode
 
 
+@pytest.mark.slow  # two 150-iteration runs in subprocesses
 def test_sigkill_then_same_command_resumes_to_the_uninterrupted_weights(tmp_path):
-    config = tmp_path / "run.yaml"
-    config.write_text(CONFIG)
+    trainer = {"max_steps": MAX_STEPS, "deterministic": True, "logger": CSV_RUN_LOGGER}
+    config = fit_yaml(tmp_path / "run.yaml", trainer=trainer, checkpoint={"every_n_train_steps": EVERY},
+                      image_grid={"every_n_steps": EVERY}, data={"init_args": {"batch_size": 16}})  # fmt: skip
     ref_root, root = tmp_path / "uninterrupted", tmp_path / "killed"
     done = subprocess.run(_command(config, ref_root), cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 
 import torch
+from conftest import CSV_RUN_LOGGER, fit_yaml
 
 from datamodules import Toy2DDataModule
 from datamodules.stream import GlobalBatchStream
@@ -18,31 +19,6 @@ from gan_modules.cli import main
 
 SCRIPTS = Path(__file__).parent / "scripts"
 BATCH, SIZE, BAD_BATCH = 8, 512, 7
-
-CONFIG = """
-seed_everything: 0
-trainer:
-  max_steps: {max_steps}
-  accelerator: cpu
-  devices: 1
-  log_every_n_steps: 1
-  enable_progress_bar: false
-  enable_model_summary: false
-  logger:
-    class_path: gan_modules.loggers.CSVRunLogger
-    init_args: {{save_dir: ., name: logs}}
-checkpoint: {{every_n_train_steps: 2}}
-image_grid: {{every_n_steps: 1000}}
-model:
-  class_path: gan_modules.NSGAN
-  init_args:
-    z_dim: 2
-    generator: {{arch: mlp, hidden: [8]}}
-    critic: {{arch: mlp, hidden: [8]}}
-data:
-  class_path: poisoned_data.PoisonedRing
-  init_args: {{dataset: ring8, size: {size}, batch_size: {batch}, poison_index: {index}}}
-"""
 
 
 def _poison_index() -> int:
@@ -52,9 +28,17 @@ def _poison_index() -> int:
 
 
 def _write(tmp_path: Path, max_steps: int) -> Path:
-    config = tmp_path / "run.yaml"
-    config.write_text(CONFIG.format(max_steps=max_steps, size=SIZE, batch=BATCH, index=_poison_index()))
-    return config
+    nets = {"generator": {"arch": "mlp", "hidden": [8]}, "critic": {"arch": "mlp", "hidden": [8]}}
+    model = {"init_args": {"loss": "non_saturating", "regularizers": None, "n_critic": None, **nets}}
+    data = {"class_path": "poisoned_data.PoisonedRing", "init_args": {"size": SIZE, "batch_size": BATCH}}
+    data["init_args"]["poison_index"] = _poison_index()
+    return fit_yaml(
+        tmp_path / "run.yaml",
+        trainer={"max_steps": max_steps, "logger": CSV_RUN_LOGGER, "num_sanity_val_steps": None},
+        image_grid={"every_n_steps": 1000},
+        model=model,
+        data=data,
+    )
 
 
 def _finite(state: dict[str, torch.Tensor]) -> bool:

@@ -15,36 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import fit_yaml
 from PIL import Image
 
 from gan_modules import loggers
 from gan_modules.cli import main
 from gan_modules.loggers import WandbRunLogger, read_offline_run, resolve_mode
-from gan_modules.variants import VARIANTS
-
-CONFIG = """
-seed_everything: 0
-trainer:
-  max_steps: 4
-  accelerator: cpu
-  devices: 1
-  log_every_n_steps: 1
-  enable_progress_bar: false
-  enable_model_summary: false
-  num_sanity_val_steps: 0
-checkpoint: {every_n_train_steps: 2}
-image_grid: {every_n_steps: 2}
-model:
-  class_path: gan_modules.WGANGP
-  init_args:
-    n_critic: 2
-    z_dim: 2
-    generator: {arch: mlp, hidden: [16, 16]}
-    critic: {arch: mlp, hidden: [16, 16]}
-data:
-  class_path: datamodules.Toy2DDataModule
-  init_args: {dataset: ring8, size: 512, batch_size: 16}
-"""
 
 
 @pytest.fixture
@@ -64,8 +40,11 @@ def _csv_metrics(root: Path) -> dict[int, dict[str, float]]:
 
 
 def test_default_logger_writes_an_offline_run_with_config_metrics_and_grids(tmp_path, no_wandb_account, capsys):
-    config = tmp_path / "run.yaml"
-    config.write_text(CONFIG)
+    # no logger set: configs/defaults.yaml's W&B + CSV loggers, as in any run
+    trainer = {"max_steps": 4, "logger": None}
+    config = fit_yaml(
+        tmp_path / "run.yaml", trainer=trainer, image_grid={"every_n_steps": 2}, data={"init_args": {"batch_size": 16}}
+    )
     root = tmp_path / "run"
     args = ["fit", "--config", str(config), "--trainer.default_root_dir", str(root)]
     args += ["--trainer.logger.init_args.group", "seeds", "--trainer.logger.init_args.log_model", "true"]
@@ -76,7 +55,7 @@ def test_default_logger_writes_an_offline_run_with_config_metrics_and_grids(tmp_
     (run_dir,) = (root / "wandb").glob("offline-run-*")  # offline chosen automatically, inside the run root
     assert f"W&B offline  -> {run_dir}  (upload: wandb sync {run_dir})" in capsys.readouterr().out
     run = read_offline_run(run_dir)
-    assert run.group == "seeds" and {"WGANGP", "ring8"} <= set(run.tags)
+    assert run.group == "seeds" and {"AdversarialModule", "ring8"} <= set(run.tags)
     assert run.run_id == (root / "wandb" / "gan_lab_run_id").read_text()  # a restart continues this id
 
     # the full resolved config, exactly as LightningCLI saved it beside the checkpoints
@@ -192,7 +171,10 @@ def test_sweep_example_drives_gan_lab_fit(tmp_path, monkeypatch, capsys):
             main([*argv, "--print_config"])
         assert exit_info.value.code == 0
         printed = yaml.safe_load(capsys.readouterr().out)
-        assert printed["model"]["class_path"].endswith(f".{VARIANTS[variant].__name__}")
+        assert printed["model"]["class_path"] == "gan_modules.AdversarialModule"
+        objective = yaml.safe_load((repo / "configs" / "model" / f"{variant}.yaml").read_text())["init_args"]
+        for key in ("loss", "regularizers", "constraint"):  # the preset's objective
+            assert printed["model"]["init_args"][key] == objective.get(key, {"constraint": "none"}.get(key)), key
         assert printed["model"]["init_args"]["lr_g"] == sweep["parameters"]["model.init_args.lr_g"]["values"][0]
 
     # one real run as the agent starts it: its own folder, W&B under the agent's run id

@@ -2,7 +2,8 @@
 
 Used as `--trainer.callbacks+=ddp_probe.RankDump` with `tests/scripts` on PYTHONPATH; writes
 `<default_root_dir>/rank_dump/rank<r>.pt` with the weights and buffers at the start and the end,
-and the (all-reduced) critic gradients of the first critic step.
+and the (all-reduced) critic gradients of the first three critic optimiser steps (with a lazy
+regulariser every 2 critic steps the third is the first Dreg phase).
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ class RankDump(L.Callback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        if "first_critic_grads" not in self.dump and optimizer is trainer.optimizers[0]:
-            self.dump["first_critic_grads"] = {
-                name: p.grad.detach().clone().cpu() for name, p in pl_module.critic.named_parameters()
-            }
+        grads = self.dump.setdefault("critic_grads", [])
+        if len(grads) < 3 and optimizer is trainer.optimizers[0]:
+            grads.append({name: p.grad.detach().clone().cpu() for name, p in pl_module.critic.named_parameters()})
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.dump["end"] = _snapshot(pl_module)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import extractor_fixtures
 
 from datamodules import DigitsDataModule
-from gan_modules import NSGAN
+from gan_modules import AdversarialModule
 from gan_modules.callbacks.metrics import GenerativeMetrics
 from gan_modules.metrics.collective import SingleProcess, StrategyCollective, gather_rows
 from gan_modules.metrics.suite import MetricSettings, build_evaluator
@@ -62,7 +62,7 @@ def main() -> None:
     L.seed_everything(0)
     dm = DigitsDataModule(image_size=8, batch_size=32)
     nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
-    model = NSGAN(data_shape=(1, 8, 8), z_dim=8, ema_decay=0.5, **nets)
+    model = AdversarialModule(data_shape=(1, 8, 8), z_dim=8, ema_decay=0.5, **nets)
     # 90 fakes in chunks of 16 (6 chunks, the last one partial); 100 reals (7 chunks): uneven shares
     settings = {"num_fake": 90, "num_real": 100, "extractor": name, "kid_subset_size": 50}
     callback = GenerativeMetrics(every_n_steps=2, batch_size=16, cache_dir=str(root / "cache"), **settings)
