@@ -67,6 +67,7 @@ def test_expected_best_counts_failed_trials_as_draws_that_never_win():
 def test_fit_arguments_join_list_elements_and_write_json_values():
     params = {"model.init_args.lr_d": 1e-4, "model.init_args.betas[1]": 0.9, "model.init_args.betas[0]": 0.5}
     args = fit_arguments({**params, "model.init_args.loss": "hinge"})
+    assert fit_arguments({"a.lr_g,a.lr_d": 0.5, "b[0],c": 1}) == ["--a.lr_g=0.5", "--a.lr_d=0.5", "--c=1", "--b=[1]"]
     assert args == [
         "--model.init_args.lr_d=0.0001",
         "--model.init_args.loss=hinge",
@@ -100,7 +101,7 @@ SPACE = "space: {model.init_args.lr_d: {type: log_uniform, low: 1.0e-5, high: 1.
         (SPACE + "objectives: {a: {config: [nope.yaml]}}\n", "study.objectives.a.config='nope.yaml' is invalid"),
     ],
 )  # fmt: skip
-def test_bad_study_configs_fail_in_one_line_before_any_fit(tmp_path, body, message):
+def test_bad_study_configs_fail_in_one_line_before_any_fit(tmp_path, capsys, body, message):
     from gan_modules.commands import study
 
     path = _study_file(tmp_path, body)
@@ -108,12 +109,22 @@ def test_bad_study_configs_fail_in_one_line_before_any_fit(tmp_path, body, messa
         load_study(path, base=tmp_path)
     assert "\n" not in str(err.value)
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "gan_modules.cli", study.NAME, "--config", str(path), "--out", str(out)],
-        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)  # relative config paths are taken from the working directory
+        assert study.main(["--config", str(path), "--out", str(out)]) == 2
+    err_text = capsys.readouterr().err
+    assert err_text.count("\n") == 1 and message in err_text
     assert not out.exists()  # nothing was enqueued, nothing trained
+
+
+def test_a_bad_study_config_fails_in_one_line_through_gan_lab(tmp_path):
+    path = _study_file(tmp_path, "space: {x: {type: int, low: 5, high: 1}}\nobjectives: {a: {config: [FIT]}}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gan_modules.cli", "study", "--config", str(path), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()
+    assert proc.stderr == "gan-lab study: error: study.space.x.low=5 is invalid; allowed: a value <= high (1)\n"
 
 
 def test_an_unknown_objective_on_the_command_line_fails_in_one_line(tmp_path, capsys):
@@ -187,7 +198,7 @@ data:
   class_path: datamodules.Toy2DDataModule
   init_args: {{dataset: ring8, size: 512, batch_size: 32}}
 """
-SEED = 3  # RandomSampler(3) draws n_critic = 0 (an invalid value: a failed trial) for some trials, not all
+SEED = 4  # RandomSampler(4) draws n_critic = 0 (an invalid value: a failed trial) for some trials, not all
 
 
 def _tiny_study(root: Path, heartbeat_s: float = 60.0) -> Path:
@@ -306,10 +317,9 @@ def test_a_killed_study_resumes_with_only_the_missing_trials(tiny_study, tmp_pat
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # kill (worker and its fit: the whole group) after two finished trials
         time.sleep(0.5)
-        try:
-            trials = optuna.load_study(study_name="tiny/wgan_gp", storage=url).get_trials(deepcopy=False)
-        except (KeyError, Exception):  # the study is not created yet
+        if not (out / "trials").exists():  # the storage is created and the trials enqueued before this
             continue
+        trials = optuna.load_study(study_name="tiny/wgan_gp", storage=url).get_trials(deepcopy=False)
         finished = [t for t in trials if t.state.is_finished()]
         running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
         if len(finished) >= 2 and running:
@@ -328,10 +338,14 @@ def test_a_killed_study_resumes_with_only_the_missing_trials(tiny_study, tmp_pat
     attempts = [t for t in wgan.get_trials(deepcopy=False) if t.user_attrs["index"] == killed]
     assert len(attempts) == 2 and attempts[0].state.name == "FAIL" and attempts[1].state.is_finished()
     assert attempts[1].params == attempts[0].params  # re-enqueued with the same values
-    # the resumed study's reports are the uninterrupted study's (same draws, same seeds)
-    assert _csv(out / "trials.csv") == _csv(tiny_study["out"] / "trials.csv") or [
-        (r["objective"], r["trial"], r["status"]) for r in _csv(out / "trials.csv")
-    ] == [(r["objective"], r["trial"], r["status"]) for r in _csv(tiny_study["out"] / "trials.csv")]
+    # the resumed study's trials are the uninterrupted study's (same draws, same seeds, same models)
+    resumed, whole = _csv(out / "trials.csv"), _csv(tiny_study["out"] / "trials.csv")
+    assert [(r["objective"], r["trial"], r["status"]) for r in resumed] == [
+        (r["objective"], r["trial"], r["status"]) for r in whole
+    ]
+    for a, b in zip(resumed, whole, strict=True):
+        if a["status"] == "ok":
+            assert float(a["emd"]) == pytest.approx(float(b["emd"]), rel=1e-5)
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ An entry looks like::
     model.init_args.betas[0]: {type: uniform, low: 0.0, high: 1.0}   # one element of a list-valued key
 
 A key ending in `[i]` is element i of a list-valued fit key: the elements of one key are joined into
-one argument, e.g. `--model.init_args.betas=[0.5, 0.9]`.
+one argument, e.g. `--model.init_args.betas=[0.5, 0.9]`. Comma-separated keys share one value, e.g.
+`model.init_args.lr_g,model.init_args.lr_d` (one learning rate for both networks, as Lucic et al.).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from optuna.distributions import (
 
 TYPES = ("log_uniform", "uniform", "int", "log_int", "categorical")
 _ELEMENT = re.compile(r"^(?P<key>[A-Za-z_][\w.]*)\[(?P<index>\d+)\]$")
-_KEY = re.compile(r"^[A-Za-z_][\w.]*$")
+_KEY = re.compile(r"^[A-Za-z_][\w.]*(\[\d+\])?(,[A-Za-z_][\w.]*(\[\d+\])?)*$")
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
@@ -49,7 +50,7 @@ def _number(key: str, spec: Mapping[str, Any], name: str, integer: bool) -> floa
 def distribution(key: str, spec: Any) -> BaseDistribution:
     """One space entry as an Optuna distribution, checked (type, bounds) in one line."""
     where = f"space.{key}"
-    if not _KEY.match(key) and not _ELEMENT.match(key):
+    if not _KEY.match(key):
         _fail("space", key, "dotted gan-lab fit keys, e.g. model.init_args.lr_d or model.init_args.betas[0]")
     if not isinstance(spec, Mapping) or spec.get("type") not in TYPES:
         _fail(f"{where}.type", spec.get("type") if isinstance(spec, Mapping) else spec, ", ".join(TYPES))
@@ -119,10 +120,11 @@ def arg_value(value: Any) -> str:
 
 
 def fit_arguments(params: Mapping[str, Any]) -> list[str]:
-    """`--key=value` for each key; the elements `key[i]` of one list-valued key become one `--key=[...]`."""
+    """`--key=value` for each key (each of a comma-separated group); the elements `key[i]` of one
+    list-valued key become one `--key=[...]`."""
     lists: dict[str, dict[int, Any]] = {}
     args = []
-    for key, value in params.items():
+    for key, value in ((k, v) for keys, v in params.items() for k in keys.split(",")):
         element = _ELEMENT.match(key)
         if element:
             lists.setdefault(element["key"], {})[int(element["index"])] = value
