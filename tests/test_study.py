@@ -361,3 +361,35 @@ def test_the_submitit_local_executor_runs_a_trial(tiny_study, tmp_path):
     if row["status"] == "ok":  # the same draw and seed as in the pool: the same model
         assert float(row["emd"]) == pytest.approx(float(first["emd"]), rel=1e-6)
     assert list((out / "submitit").glob("*_log.out"))  # the job ran through submitit
+
+
+SHIPPED = sorted(p.stem for p in (REPO / "configs" / "study").glob("*.yaml"))
+
+
+def test_the_shipped_studies_are_the_three_of_the_protocol():
+    assert SHIPPED == ["kurach_grid25", "mnist", "toy2d"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_studies_load_with_their_stated_budgets(name):
+    study = load_study(REPO / "configs" / "study" / f"{name}.yaml", base=REPO)
+    plans = {o.name: study.points(o) for o in study.objectives}
+    expected = {"toy2d": (12, 20), "mnist": (5, 8), "kurach_grid25": (1, 4 * 3 * 2 * 3)}[name]
+    assert (len(plans), {len(p) for p in plans.values()}) == (expected[0], {expected[1]})
+    for objective in study.objectives:
+        for config in objective.configs:
+            assert isinstance(yaml.safe_load(config.read_text()), dict), config
+
+
+def test_the_toy2d_study_gives_both_networks_one_drawn_learning_rate(tmp_path):
+    from gan_modules.studies.trial import trial_fit_args
+
+    study = load_study(REPO / "configs" / "study" / "toy2d.yaml", base=REPO)
+    objective = next(o for o in study.objectives if o.name == "wgan_gp_grid25")
+    (point,) = study.points(objective)[:1]
+    lr = point["params"]["model.init_args.lr_g,model.init_args.lr_d"]
+    args = trial_fit_args(study, objective, 0, 0, point["params"], tmp_path)
+    assert f"--model.init_args.lr_g={json.dumps(lr)}" in args and f"--model.init_args.lr_d={json.dumps(lr)}" in args
+    assert 1e-5 <= lr <= 1e-2 and "--data.init_args.dataset=grid25" in args
+    assert "--trainer.max_steps" not in " ".join(args)  # max_steps travels in the overrides config
+    assert yaml.safe_load((tmp_path / "bench_run.yaml").read_text())["trainer"]["max_steps"] == study.max_steps

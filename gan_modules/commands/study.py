@@ -76,7 +76,16 @@ def main(argv: list[str]) -> int:
     store = storage(url, study.heartbeat_s)
     plans = {o.name: study.points(o) for o in study.objectives}
     workers = args.workers or min(os.cpu_count() or 1, sum(len(p) for p in plans.values()))
-    if not args.report_only:
+    if args.report_only:
+        known = optuna.get_all_study_names(store)
+        missing = [study_name(study, o.name) for o in study.objectives if study_name(study, o.name) not in known]
+        if missing:
+            print(
+                f"gan-lab {NAME}: error: --storage={url!r} has no study {missing[0]!r}; run the study first",
+                file=sys.stderr,
+            )
+            return 2
+    else:
         added = 0
         for objective in study.objectives:
             opt = optuna.create_study(
