@@ -24,16 +24,17 @@ def _names(value: str | None, known: list[str], flag: str) -> list[str] | None:
 
 
 def _whole_grid_argv(argv: list[str]) -> list[str]:
-    """`argv` without the flags that pick part of the grid: the command that makes the whole report
-    (finished runs are skipped, so it also completes a grid that was run piece by piece)."""
+    """`argv` without the flags that pick part of the grid (or only say how many cells train at
+    once): the command that makes the whole report (finished runs are skipped, so it also
+    completes a grid that was run piece by piece)."""
     kept, skip = [], False
     for arg in argv:
         name = arg.split("=", 1)[0]
         if skip:
             skip = False
-        elif name in ("--variants", "--datasets"):
+        elif name in ("--variants", "--datasets", "--workers"):
             skip = "=" not in arg
-        elif name not in ("--report_only", "--retry_failed", "--workers"):
+        elif name not in ("--report_only", "--retry_failed"):
             kept.append(arg)
     return kept
 
