@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import optuna
+from matplotlib.ticker import MaxNLocator
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
@@ -208,6 +209,7 @@ def plot_budget(study: Study, budget: Sequence[dict[str, Any]], path: Path) -> P
                 k, [b["lo"] for b in pts], [b["hi"] for b in pts], color=f"C{i % 10}", alpha=0.2, linewidth=0
             )
         ax.set_xlabel("budget (trials)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"expected best {_title(metric)}")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
