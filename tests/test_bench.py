@@ -334,3 +334,11 @@ def test_tiny_bench_curves_leave_out_runs_without_a_result(tiny_bench, tmp_path)
     before = {(c["variant"], c["seed"]) for c in _csv(tiny_bench["out"] / "curves.csv")}
     after = {(c["variant"], c["seed"]) for c in _csv(tmp_path / "out" / "curves.csv")}
     assert before - after == {("wgan_gp", "1")} and ("wgan_gp", "0") in after
+
+
+def test_the_reported_command_drops_the_flags_that_pick_part_of_the_grid_or_its_workers():
+    from gan_modules.commands.bench import _whole_grid_argv
+
+    argv = ["--config", "g.yaml", "--workers", "2", "--threads", "1", "--variants=a", "--datasets", "b"]
+    argv.append("--report_only")
+    assert _whole_grid_argv(argv) == ["--config", "g.yaml", "--threads", "1"]

@@ -23,13 +23,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from gan_modules.bench.grid import Grid, Run
 from gan_modules.cli import resume_checkpoint
+from gan_modules.studies.runner import Outcome, enqueue, launch, storage
+from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative to a run folder
@@ -37,10 +42,6 @@ OVERRIDES_FILE = "bench_run.yaml"
 EVALUATION_FILE = "evaluate.json"
 CURVES_CALLBACK = "gan_modules.bench.MetricsHistory"
 CURVE_DEFAULTS = {"save_best": False}  # the bench evaluates the final model; no best-checkpoint files
-
-
-def _arg_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def run_overrides(run: Run, grid: Grid, folder: Path) -> dict[str, Any]:
@@ -52,14 +53,21 @@ def run_overrides(run: Run, grid: Grid, folder: Path) -> dict[str, Any]:
     return {"seed_everything": run.seed, "trainer": trainer, "model": {"init_args": {"seed": run.seed}}, "data": data}
 
 
+def curve_args(options: dict[str, Any]) -> list[str]:
+    """The fit arguments that add the metric-history callback with its options (metrics at fixed
+    points along a fit)."""
+    args = [f"--trainer.callbacks+={CURVES_CALLBACK}"]
+    for key, value in {**CURVE_DEFAULTS, **options}.items():
+        args.append(f"--trainer.callbacks.{key}={arg_value(value)}")
+    return args
+
+
 def fit_args(run: Run, grid: Grid, overrides: Path) -> list[str]:
     """The arguments of `gan-lab fit` for one run (later arguments win)."""
     args = ["fit", *[a for c in run.variant.configs for a in ("--config", str(c))], "--config", str(overrides)]
     args += [*grid.fit_args, *run.dataset.args, *run.variant.args, *run.variant.dataset_args.get(run.dataset.name, ())]
     if grid.curves is not None:
-        args.append(f"--trainer.callbacks+={CURVES_CALLBACK}")
-        for key, value in {**CURVE_DEFAULTS, **grid.curves, **run.dataset.curves}.items():
-            args.append(f"--trainer.callbacks.{key}={_arg_value(value)}")
+        args += curve_args({**grid.curves, **run.dataset.curves})
     return args
 
 
@@ -77,28 +85,40 @@ def _child_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dict[str, Any]:
-    """`gan-lab fit` in a subprocess; output to `<folder>/fit.log`. Returns timing and exit status."""
-    folder.mkdir(parents=True, exist_ok=True)
-    overrides = folder / OVERRIDES_FILE
-    overrides.write_text(yaml.safe_dump(run_overrides(run, grid, folder), sort_keys=False))
-    args = fit_args(run, grid, overrides)
+def fit(folder: Path, args: list[str], threads: int | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+    """`gan-lab <args>` in a subprocess; output to `<folder>/fit.log`. Returns timing and exit status
+    (`returncode` None: stopped after `timeout_s`)."""
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     resumed = resume_checkpoint(folder) is not None  # what `gan-lab fit` will resume from, SLURM ones included
     cpu0, wall0 = _child_cpu_seconds(), time.perf_counter()
     with (folder / "fit.log").open("a") as log:
-        proc = subprocess.run(
-            [sys.executable, "-m", "gan_modules.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+        try:
+            code: int | None = subprocess.run(
+                [sys.executable, "-m", "gan_modules.cli", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                timeout=timeout_s,
+            ).returncode
+        except subprocess.TimeoutExpired:  # the child is killed by subprocess.run
+            code = None
     return {
-        "returncode": proc.returncode,
+        "returncode": code,
         "fit_wall_s": time.perf_counter() - wall0,
         "fit_cpu_s": _child_cpu_seconds() - cpu0,
         "resumed": resumed,
         "command": "gan-lab " + " ".join(args),
     }
+
+
+def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dict[str, Any]:
+    """The bench's fit of one cell, with its overrides file (folder, seed, dataset)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    overrides = folder / OVERRIDES_FILE
+    overrides.write_text(yaml.safe_dump(run_overrides(run, grid, folder), sort_keys=False))
+    return fit(folder, fit_args(run, grid, overrides), threads)
 
 
 def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
@@ -116,7 +136,7 @@ def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any]
     return code, payload, buffer.getvalue()
 
 
-def _tail(path: Path, lines: int = 5) -> str:
+def log_tail(path: Path, lines: int = 5) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
 
@@ -126,7 +146,7 @@ def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) ->
     result: dict[str, Any] = {"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed}
     result.update(train(run, grid, folder, threads))
     if result["returncode"] != 0 or not (folder / LAST_CHECKPOINT).is_file():
-        result.update(status="failed", error=_tail(folder / "fit.log"))
+        result.update(status="failed", error=log_tail(folder / "fit.log"))
     else:
         code, payload, output = evaluate(folder, {**grid.evaluate, **run.dataset.evaluate})
         if code != 0:
@@ -144,27 +164,72 @@ def load_result(run: Run, runs_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+@dataclass
+class BenchTask:
+    """The queue task of `gan-lab bench`: one Optuna study whose trials are the grid's cells (fixed
+    points: variant, dataset, seed); each cell's result.json stays the bench's record."""
+
+    grid: Grid
+    runs_dir: Path
+    threads: int | None = None
+    say: Callable[[str], None] = print
+    heartbeat_s: float = 60.0
+
+    def names(self) -> list[str]:
+        return [self.grid.name]
+
+    def space(self, name: str) -> dict[str, BaseDistribution]:
+        return {
+            "variant": CategoricalDistribution([v.name for v in self.grid.variants]),
+            "dataset": CategoricalDistribution([d.name for d in self.grid.datasets]),
+            "seed": CategoricalDistribution(self.grid.seeds),
+        }
+
+    def sampler(self, worker: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=worker)  # every value is fixed when enqueued
+
+    def execute(self, name: str, index: int, seed: int, params: dict[str, Any]) -> Outcome:
+        variant = next(v for v in self.grid.variants if v.name == params["variant"])
+        dataset = next(d for d in self.grid.datasets if d.name == params["dataset"])
+        result = run_one(Run(variant, dataset, seed), self.grid, self.runs_dir, self.threads)
+        brief = ", ".join(
+            f"{k} {result[k]:.4g}" for k in ("modes", "hq_pct", "reverse_kl", "emd", "fid") if k in result
+        )
+        self.say(
+            f"[{index + 1}/{len(self.grid.runs())}] {variant.name} / {dataset.name} / seed {seed}: "
+            f"{result['status']} in {result['fit_wall_s']:.0f} s ({result['fit_cpu_s']:.0f} s CPU) {brief}"
+        )
+        reason = None if result["status"] == "ok" else str(result.get("error", ""))[-300:] or "failed"
+        return Outcome(result["fit_wall_s"], {"status": result["status"]}, reason)
+
+
 def run_grid(
     grid: Grid,
     runs_dir: Path,
     threads: int | None = None,
     retry_failed: bool = False,
     say: Callable[[str], None] = print,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """Every cell of the grid, training only those without a result (or failed ones, if asked)."""
-    results = []
+    """Every cell of the grid, training only those without a result (or failed ones, if asked),
+    through the study queue (`<runs_dir>/bench.db`, rebuilt each time: result.json is the record)."""
     runs = grid.runs()
-    for i, run in enumerate(runs, 1):
-        label = f"[{i}/{len(runs)}] {run.variant.name} / {run.dataset.name} / seed {run.seed}"
+    todo = []
+    for i, run in enumerate(runs):
         done = load_result(run, runs_dir)
         if done is not None and (done["status"] == "ok" or not retry_failed):
-            say(f"{label}: done before ({done['status']}), skipped")
-            results.append(done)
+            say(f"[{i + 1}/{len(runs)}] {run.variant.name} / {run.dataset.name} / seed {run.seed}: "
+                f"done before ({done['status']}), skipped")  # fmt: skip
             continue
-        result = run_one(run, grid, runs_dir, threads)
-        brief = ", ".join(
-            f"{k} {result[k]:.4g}" for k in ("modes", "hq_pct", "reverse_kl", "emd", "fid") if k in result
-        )
-        say(f"{label}: {result['status']} in {result['fit_wall_s']:.0f} s ({result['fit_cpu_s']:.0f} s CPU) {brief}")
-        results.append(result)
-    return results
+        params = {"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed}
+        todo.append({"index": i, "seed": run.seed, "params": params})
+    if todo:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        task = BenchTask(grid, runs_dir, threads, say)
+        url = f"sqlite:///{(runs_dir / 'bench.db').resolve()}"
+        store = storage(url, task.heartbeat_s)
+        if grid.name in optuna.get_all_study_names(store):
+            optuna.delete_study(study_name=grid.name, storage=store)
+        enqueue(optuna.create_study(study_name=grid.name, storage=store), todo)
+        launch(task, url, workers)
+    return [r for r in (load_result(run, runs_dir) for run in runs) if r is not None]

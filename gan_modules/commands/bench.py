@@ -24,14 +24,15 @@ def _names(value: str | None, known: list[str], flag: str) -> list[str] | None:
 
 
 def _whole_grid_argv(argv: list[str]) -> list[str]:
-    """`argv` without the flags that pick part of the grid: the command that makes the whole report
-    (finished runs are skipped, so it also completes a grid that was run piece by piece)."""
+    """`argv` without the flags that pick part of the grid (or only say how many cells train at
+    once): the command that makes the whole report (finished runs are skipped, so it also
+    completes a grid that was run piece by piece)."""
     kept, skip = [], False
     for arg in argv:
         name = arg.split("=", 1)[0]
         if skip:
             skip = False
-        elif name in ("--variants", "--datasets"):
+        elif name in ("--variants", "--datasets", "--workers"):
             skip = "=" not in arg
         elif name not in ("--report_only", "--retry_failed"):
             kept.append(arg)
@@ -52,6 +53,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--variants", default=None, help="comma-separated subset of the grid's variants")
     parser.add_argument("--datasets", default=None, help="comma-separated subset of the grid's datasets")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (OMP_NUM_THREADS)")
+    parser.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
     parser.add_argument("--retry_failed", action="store_true", help="train again the runs that failed")
     parser.add_argument("--report_only", action="store_true", help="rebuild tables from finished runs only")
     args = parser.parse_args(argv)
@@ -63,8 +65,10 @@ def main(argv: list[str]) -> int:
             if args.max_steps < 1:
                 raise ValueError(f"--max_steps={args.max_steps} is invalid; allowed: an integer >= 1")
             grid.max_steps = args.max_steps
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads={args.threads} is invalid; allowed: an integer >= 1")
+        for flag in ("threads", "workers"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise ValueError(f"--{flag}={value} is invalid; allowed: an integer >= 1")
         keep_v = _names(args.variants, [v.name for v in grid.variants], "--variants")
         keep_d = _names(args.datasets, [d.name for d in grid.datasets], "--datasets")
     except (ValueError, FileNotFoundError) as err:
@@ -78,7 +82,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out or Path("runs") / "bench" / grid.name)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
     if not args.report_only:
-        run_grid(selected, runs_dir, args.threads, args.retry_failed)
+        run_grid(selected, runs_dir, args.threads, args.retry_failed, workers=args.workers)
     # the report covers every finished run of the whole grid, so finishing a grid piece by piece
     # (--variants/--datasets) never drops the cells an earlier invocation made
     results = [r for r in (load_result(run, runs_dir) for run in grid.runs()) if r is not None]

@@ -1,0 +1,194 @@
+"""Many fits through one Optuna queue: every trial is enqueued with its fixed parameters (or none,
+for TPE), and workers pop trials until none is left. Used by `gan-lab study` and `gan-lab bench`.
+
+Why a queue of enqueued trials: Optuna's storage moves a trial from WAITING to RUNNING in one
+transaction, so two workers on one storage (processes of one pool, SLURM jobs on many machines)
+never run a trial twice; the trial's parameters are fixed when it is enqueued, so they do not
+depend on which worker runs it or when.
+
+Why heartbeats: a worker that dies (SIGKILL, a SLURM pre-emption) leaves its trial RUNNING. Each
+worker beats its trial's heartbeat; a trial without a beat for 2 heartbeats is failed by
+`optuna.storages.fail_stale_trials`, and `RetryHeartbeatStaleTrialCallback` enqueues it again with
+the same parameters and index. Its fit resumes from the trial folder's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+# heartbeats, stale-trial retries and fail_stale_trials are marked experimental; they are what makes
+# a killed worker's trial run again, so they are used on purpose
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+LAUNCHERS = ("pool", "submitit")
+CLUSTERS = ("local", "slurm", "debug")
+INDEX = "index"  # user attr: the trial's place in its objective's plan (random draw i, grid cell x seed)
+SEED = "seed"
+REASON = "fail_reason"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trial's fit came to: a value (COMPLETE) or a reason (FAIL), and attributes to keep."""
+
+    value: float | None
+    attrs: dict[str, Any]
+    reason: str | None = None
+
+
+class Task(Protocol):
+    """What a queue runs: its Optuna study names, each one's space, and how to run one trial.
+    Implementations are picklable dataclasses (they travel to spawned and submitit workers)."""
+
+    heartbeat_s: float
+
+    def names(self) -> list[str]: ...
+
+    def space(self, name: str) -> dict[str, BaseDistribution]: ...
+
+    def sampler(self, worker: int) -> optuna.samplers.BaseSampler: ...
+
+    def execute(self, name: str, index: int, seed: int, params: dict[str, Any]) -> Outcome: ...
+
+
+def storage(url: str, heartbeat_s: float) -> RDBStorage:
+    """An RDB storage with heartbeats; SQLite waits for its lock instead of failing a busy write."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    return RDBStorage(
+        url,
+        heartbeat_interval=max(1, round(heartbeat_s)),
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
+        **kwargs,
+    )
+
+
+def enqueue(study: optuna.Study, points: Sequence[dict[str, Any]]) -> int:
+    """Enqueue the points whose index has no trial yet (stale ones are failed and re-enqueued first);
+    returns how many were added."""
+    fail_stale_trials(study)
+    known = {t.user_attrs.get(INDEX) for t in study.get_trials(deepcopy=False)}
+    added = 0
+    for point in points:
+        if point["index"] not in known:
+            study.enqueue_trial(point["params"], user_attrs={INDEX: point["index"], SEED: point["seed"]})
+            added += 1
+    return added
+
+
+def _pop(study: optuna.Study, store: RDBStorage) -> optuna.Trial | None:
+    """A WAITING trial moved to RUNNING by this worker (the storage refuses a second taker)."""
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if store.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                store.record_heartbeat(frozen._trial_id)
+                return optuna.Trial(study, frozen._trial_id)
+        except UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def _beat(store: RDBStorage, trial_id: int, every_s: float, stop: threading.Event) -> None:
+    while not stop.wait(every_s):
+        store.record_heartbeat(trial_id)
+
+
+def run_trial(task: Task, name: str, study: optuna.Study, trial: optuna.Trial, store: RDBStorage) -> TrialState:
+    """Run one popped trial with its heartbeat; the outcome is told to Optuna, a failure as FAIL
+    with its reason (never dropped)."""
+    from gan_modules.studies.space import suggest
+
+    stop = threading.Event()
+    beat = threading.Thread(target=_beat, args=(store, trial._trial_id, task.heartbeat_s, stop), daemon=True)
+    beat.start()
+    try:
+        params = suggest(trial, task.space(name))
+        attrs = trial.user_attrs
+        outcome = task.execute(name, int(attrs[INDEX]), int(attrs[SEED]), params)
+    except Exception as err:  # a bug in one trial's set-up must not take the whole study down
+        outcome = Outcome(None, {}, f"error: {type(err).__name__}: {err}")
+    finally:
+        stop.set()
+        beat.join()
+    for key, value in outcome.attrs.items():
+        trial.set_user_attr(key, value)
+    if outcome.reason is not None:
+        trial.set_user_attr(REASON, outcome.reason)
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
+    study.tell(trial, outcome.value)
+    return TrialState.COMPLETE
+
+
+def work(task: Task, url: str, worker: int = 0) -> int:
+    """One worker: pop and run trials of the task's studies until none is waiting or running
+    (a trial running elsewhere may still go stale and come back). Returns the trials it ran."""
+    store = storage(url, task.heartbeat_s)
+    studies = {n: optuna.load_study(study_name=n, storage=store, sampler=task.sampler(worker)) for n in task.names()}
+    ran = 0
+    while True:
+        popped = None
+        for name, study in studies.items():
+            fail_stale_trials(study)
+            trial = _pop(study, store)
+            if trial is not None:
+                popped = name, study, trial
+                break
+        if popped is None:
+            running = any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in studies.values())
+            if not running:
+                return ran
+            time.sleep(task.heartbeat_s)
+            continue
+        run_trial(task, *popped, store)
+        ran += 1
+
+
+def launch(
+    task: Task,
+    url: str,
+    workers: int,
+    launcher: str = "pool",
+    cluster: str = "local",
+    folder: Path | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> int:
+    """Run `workers` workers on the task's queue: in this process (one worker), a pool of spawned
+    processes, or submitit jobs (`cluster` local | slurm | debug; `parameters` go to
+    `update_parameters`, e.g. {timeout_min: 240, slurm_partition: cpu}). Returns the trials run."""
+    if launcher == "submitit":
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=str(folder or Path("submitit")), cluster=cluster)
+        executor.update_parameters(**{"timeout_min": 60, "cpus_per_task": 1, **(parameters or {})})
+        jobs = [executor.submit(work, task, url, i) for i in range(workers)]
+        return sum(job.result() for job in jobs)
+    if workers == 1:
+        return work(task, url, 0)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(work, [task] * workers, [url] * workers, range(workers)))
+
+
+def latest_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """One trial per index, the last attempt: a stale trial that was re-enqueued is replaced by its
+    retry, so a killed worker is not counted as a failed trial; trials not yet run are left out."""
+    by_index: dict[Any, FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False):
+        by_index[trial.user_attrs.get(INDEX, trial.number)] = trial
+    finished = (TrialState.COMPLETE, TrialState.FAIL)
+    return sorted((t for t in by_index.values() if t.state in finished), key=lambda t: t.user_attrs.get(INDEX, 0))
