@@ -45,7 +45,13 @@ from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 DEFAULTS = CONFIGS / "defaults.yaml"  # the trainer and logger block of every run
-SUMMARY_METRICS = ("fid", "classes_covered", "modes", "high_quality", "emd")  # the closing line's metrics, when measured
+SUMMARY_METRICS = (
+    "fid",
+    "classes_covered",
+    "modes",
+    "high_quality",
+    "emd",
+)  # the closing line's metrics, when measured
 
 
 def make_ddp_gan_safe(strategy: Any, model: LightningModule) -> None:
@@ -242,7 +248,9 @@ def one_line_parse_error(message: str) -> str:
     )
     keys = re.findall(r'Parser key "([^"]+)"', message)
     if bad_class and keys[:1] == ["model"] and len(keys) == 1:
-        return f"model={bad_class.group(1)!r} is unknown; allowed: {', '.join(presets())}, a config file or a class path"
+        return (
+            f"model={bad_class.group(1)!r} is unknown; allowed: {', '.join(presets())}, a config file or a class path"
+        )
     noise = ("Problem with given class_path", "Subtypes:", "Errors:", "Given value", "Does not validate")
     lines = [re.sub(r'^Parser key "[^"]+":?', "", line.strip(" -")).strip(" :") for line in message.splitlines()]
     details = [line for line in lines if line and not line.startswith(noise) and "NoneType" not in line]

@@ -123,8 +123,12 @@ class AdversarialModule(L.LightningModule):
         _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
         _check(ema_decay is None or 0 <= ema_decay < 1, "model.ema_decay", ema_decay, "null or a float in [0, 1)")
         _check(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "null or a float > 0")
-        _check(generator_adversarial_weight >= 0, "model.generator_adversarial_weight", generator_adversarial_weight,
-               "a float >= 0")
+        _check(
+            generator_adversarial_weight >= 0,
+            "model.generator_adversarial_weight",
+            generator_adversarial_weight,
+            "a float >= 0",
+        )
         _check(critic_pretrain_steps >= 0, "model.critic_pretrain_steps", critic_pretrain_steps, "an integer >= 0")
         _check(iterations_per_batch >= 1, "model.iterations_per_batch", iterations_per_batch, "an integer >= 1")
         _check(
@@ -561,4 +565,6 @@ def _check_finite(steps: list[int], values: Tensor) -> None:
     if len(bad):
         row, col = bad[0].tolist()
         which = ("critic", "generator")[col]
-        raise NonFiniteLossError(f"{which} loss is {values[row, col].item()} at generator iteration {steps[row]}; stopping")
+        raise NonFiniteLossError(
+            f"{which} loss is {values[row, col].item()} at generator iteration {steps[row]}; stopping"
+        )

@@ -62,7 +62,9 @@ class Registry(Generic[T]):
         for option in kwargs:
             if option not in accepted:
                 allowed = ", ".join([*sorted(accepted), *reserved]) or "none"
-                raise ValueError(f"{key}.{option} is not an option of the {name} {self.kind.split('.')[-1]}; allowed: {allowed}")
+                raise ValueError(
+                    f"{key}.{option} is not an option of the {name} {self.kind.split('.')[-1]}; allowed: {allowed}"
+                )
         return name, factory(**kwargs)
 
 
