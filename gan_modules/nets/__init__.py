@@ -12,6 +12,7 @@ from gan_modules.nets.autoencoder import AutoencoderCritic
 from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
 from gan_modules.nets.dcgan import DCGANCritic, DCGANGenerator
 from gan_modules.nets.mlp import MLPCritic, MLPGenerator
+from gan_modules.nets.pack import PackedCritic, packed_shape
 from gan_modules.nets.resnet import ResNetCritic, ResNetGenerator
 
 GENERATORS: dict[str, type[Generator]] = {"mlp": MLPGenerator, "dcgan": DCGANGenerator, "resnet": ResNetGenerator}
@@ -41,11 +42,17 @@ def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...
 
 
 def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...]) -> nn.Module:
-    """Build a critic; `spectral_norm: true` in the spec normalises every weight layer (SNGAN)."""
+    """Build a critic; `spectral_norm: true` in the spec normalises every weight layer (SNGAN),
+    `pack: m` makes it score packs of m samples (PacGAN)."""
     spec = dict(spec)
     spectral = bool(spec.pop("spectral_norm", False))
-    critic = _build(CRITICS, "critic", spec, data_shape)
-    return apply_spectral_norm(critic) if spectral else critic
+    pack = spec.pop("pack", 1)
+    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+        raise ValueError(f"model.critic.pack={pack!r} is invalid; allowed: an integer >= 1 (1 = no packing)")
+    critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack))
+    if spectral:
+        apply_spectral_norm(critic)
+    return PackedCritic(critic, pack) if pack > 1 else critic
 
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "Critic",
     "Generator",
     "MinibatchDiscrimination",
+    "PackedCritic",
     "build_critic",
     "build_generator",
 ]
