@@ -94,10 +94,10 @@ def density_coverage(
               hold each fake on average (1 for matching distributions; > 1 where fakes crowd)
     coverage  (1 / N) sum_i 1[some fake in B(real_i, NND_k(real_i))]: the share of real balls hit
     """
-    if neighborhood >= min(len(fake), len(real)):
+    if neighborhood + 2 > min(len(fake), len(real)):  # prdc's k-th neighbour search needs k + 2 points
         raise ValueError(
             f"dc_neighborhood={neighborhood} is invalid for {len(fake)} generated and {len(real)} real samples; "
-            "allowed: fewer than the smaller of the two"
+            "allowed: at most the smaller of the two minus 2"
         )
     with contextlib.redirect_stdout(io.StringIO()):  # compute_prdc prints the sample counts
         out = prdc.compute_prdc(
