@@ -29,7 +29,7 @@ def test_two_process_ddp_run_gives_the_single_process_metrics(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["world_size"] == 2
     ddp, single = result["callback"], result["single_process"]
-    assert set(ddp) == {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall"}
+    assert set(ddp) == {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
     assert ddp == pytest.approx(single, rel=1e-6)
     assert result["best_checkpoint"] == 2 and result["best"] == pytest.approx(ddp["fid"])
     # the real features were computed once, by both ranks together, and cached by rank 0
