@@ -15,7 +15,6 @@ import torch
 from datamodules import DigitsDataModule, to_uint8_images
 from gan_modules import NSGAN
 from gan_modules.metrics import scores
-from gan_modules.metrics.classifier import save_classifier, train_classifier
 from gan_modules.metrics.collective import SingleProcess
 from gan_modules.metrics.extractors import FeatureExtractor
 from gan_modules.metrics.suite import ImageEvaluator, MetricSettings, generated_samples
@@ -101,10 +100,7 @@ def test_the_evaluator_reports_density_and_coverage_of_its_own_features():
 
 @pytest.fixture(scope="module")
 def digits_classifier(tmp_path_factory) -> Path:
-    images, labels = DigitsDataModule().stored, torch.from_numpy(np.asarray(DigitsDataModule().labels()))
-    net, stats = train_classifier(images, labels.long(), epochs=4, heldout_fraction=0.1)
-    assert stats["heldout_accuracy"] > 0.9
-    return save_classifier(net, tmp_path_factory.mktemp("classifier") / "digits.pt", dataset="digits")
+    return extractor_fixtures.digits_classifier(tmp_path_factory.mktemp("classifier"))
 
 
 def test_intra_fid_in_the_evaluator_classes_samples_by_the_classifiers_prediction(digits_classifier):

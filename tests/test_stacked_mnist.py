@@ -6,10 +6,9 @@ and label channels with a digit classifier trained on them, so they need no MNIS
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
-import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,31 +21,24 @@ from gan_modules import NSGAN
 from gan_modules.callbacks.metrics import GenerativeMetrics
 from gan_modules.checkpoints import load_module
 from gan_modules.commands import evaluate
-from gan_modules.metrics.classifier import save_classifier, train_classifier
 from gan_modules.metrics.stacked import ChannelDigits, mode_ids, stacked_mode_metrics
 from gan_modules.metrics.suite import ImageEvaluator, MetricSettings, generated_samples
 from gan_modules.trainers import bare_trainer
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
+import extractor_fixtures
 
 DIGITS = DigitsDataModule()
 
 
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory) -> Path:
-    """A test-only MNIST folder holding the 1,797 bundled digits (8x8) as t10k-images-idx3-ubyte.gz."""
-    root = tmp_path_factory.mktemp("mnist")
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    images = DIGITS.stored[:, 0].numpy()
-    with gzip.open(raw / "t10k-images-idx3-ubyte.gz", "wb") as handle:
-        handle.write(struct.pack(">IIII", 2051, *images.shape) + images.tobytes())
-    return root
+    return extractor_fixtures.digits_as_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory) -> Path:
-    net, stats = train_classifier(DIGITS.stored, torch.as_tensor(DIGITS.labels()).long(), epochs=4)
-    assert stats["heldout_accuracy"] > 0.9
-    return save_classifier(net, tmp_path_factory.mktemp("classifier") / "digits.pt", dataset="digits")
+    return extractor_fixtures.digits_classifier(tmp_path_factory.mktemp("classifier"))
 
 
 def _stacked(root: Path, **kwargs) -> StackedMNISTDataModule:
