@@ -136,6 +136,8 @@ def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples
         "digits.pt:sha256="
     )
     assert "extractor" not in callback.protocol  # no feature metric asked for: no Inception needed
+    best = torch.load(tmp_path / "checkpoints" / "best_reverse_kl.ckpt", weights_only=False)  # modes alone: best KL
+    assert callback.best == by_hand["reverse_kl"] and best["global_step"] == callback.best_step == 2
 
     out = tmp_path / "eval.json"
     args = ["--ckpt_path", str(ckpt), "--metrics", "modes", "--mode_samples", "300", "--batch_size", "100"]

@@ -7,8 +7,8 @@ computes the metrics and broadcasts them, so the numbers equal a single-process 
 the same samples. The feature extractor is an attribute of this callback, never of the
 LightningModule, so checkpoints stay lean. Results are logged as `metrics/<name>` at step =
 generator iterations, the protocol (sample counts, real split, extractor and its weights) goes
-to every logger's config, and the best FID (EMD for points) is kept as
-`<root>/checkpoints/best_<fid|emd>.ckpt`.
+to every logger's config, and the best FID (EMD for points; reverse KL for Stacked MNIST modes
+without FID) is kept as `<root>/checkpoints/best_<fid|emd|reverse_kl>.ckpt`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class GenerativeMetrics(L.Callback):
         mode_classifier_path: the MNIST classifier labelling each channel (default: the file
             `gan-lab train-evaluator --dataset mnist` writes).
         cache_dir: real-feature cache (default `$GAN_LAB_CACHE/stats`, else ~/.cache/gan-lab/stats).
-        save_best: keep `checkpoints/best_fid.ckpt` (`best_emd.ckpt` for points).
+        save_best: keep `checkpoints/best_<monitor>.ckpt` (fid; emd for points; reverse_kl for modes alone).
         at_train_end: evaluate once more when training ends off the schedule.
     """
 

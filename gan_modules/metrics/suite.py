@@ -190,6 +190,8 @@ class ImageEvaluator(Evaluator):
         self, settings: MetricSettings, device: torch.device | str = "cpu", say: Callable[[str], None] = _say
     ) -> None:
         super().__init__(settings, say)
+        if "fid" not in self.metrics and "modes" in self.metrics:
+            self.monitor = "reverse_kl"  # a Stacked MNIST run scored by its modes alone keeps its best KL
         self.device = device
         uses_features = any(m in FEATURE_METRICS for m in self.metrics)
         self.extractor = FeatureExtractor(settings.extractor, settings.weights_path, device) if uses_features else None
