@@ -58,8 +58,10 @@ def test_a_bad_pack_value_is_a_one_line_error(pack):
         build_critic({"arch": "mlp", "pack": pack}, (2,))
 
 
-def test_pack_one_is_the_plain_critic():
+def test_pack_one_is_the_plain_critic_and_pack_is_listed_among_the_critic_options():
     assert not isinstance(build_critic({"arch": "mlp", "pack": 1}, (2,)), PackedCritic)
+    with pytest.raises(ValueError, match=r"^model.critic.packs is not an option of the mlp critic; allowed: .*pack, "):
+        build_critic({"arch": "mlp", "packs": 2}, (2,))
 
 
 def test_a_batch_not_divisible_by_the_pack_is_a_one_line_error_in_a_real_run(tmp_path):

@@ -24,7 +24,12 @@ CRITICS: dict[str, type[nn.Module]] = {
 }
 
 
-def _build(registry: dict[str, type[nn.Module]], role: str, spec: dict[str, Any], *args: Any) -> nn.Module:
+CRITIC_WRAPPERS = ("pack", "spectral_norm")  # critic options of every arch, applied by `build_critic`
+
+
+def _build(
+    registry: dict[str, type[nn.Module]], role: str, spec: dict[str, Any], *args: Any, common: tuple[str, ...] = ()
+) -> nn.Module:
     spec = dict(spec)
     arch = spec.pop("arch", None)
     if arch not in registry:
@@ -32,7 +37,7 @@ def _build(registry: dict[str, type[nn.Module]], role: str, spec: dict[str, Any]
     accepted = set(inspect.signature(registry[arch]).parameters)
     for key in spec:
         if key not in accepted:
-            allowed = ", ".join(sorted(accepted - {"z_dim", "data_shape"}))
+            allowed = ", ".join(sorted((accepted | set(common)) - {"z_dim", "data_shape"}))
             raise ValueError(f"model.{role}.{key} is not an option of the {arch} {role}; allowed: {allowed}")
     return registry[arch](*args, **spec)
 
@@ -49,7 +54,7 @@ def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...]) -> nn.Module
     pack = spec.pop("pack", 1)
     if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
         raise ValueError(f"model.critic.pack={pack!r} is invalid; allowed: an integer >= 1 (1 = no packing)")
-    critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack))
+    critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack), common=CRITIC_WRAPPERS)
     if spectral:
         apply_spectral_norm(critic)
     return PackedCritic(critic, pack) if pack > 1 else critic
