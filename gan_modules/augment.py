@@ -31,7 +31,7 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 
 
 def _per_sample(values: Tensor, x: Tensor) -> Tensor:
-    return values.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    return values.to(device=x.device, dtype=x.dtype).view(-1, *([1] * (x.dim() - 1)))
 
 
 def brightness(x: Tensor, shift: Tensor) -> Tensor:
