@@ -8,6 +8,7 @@ from datamodules.images import (
     TorchvisionDataModule,
     to_uint8_images,
 )
+from datamodules.stacked_mnist import StackedMNISTDataModule
 from datamodules.toy2d import Toy2DDataModule, sample_mixture
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "GANDataModule",
     "ImageDataModule",
     "MissingDataError",
+    "StackedMNISTDataModule",
     "TorchvisionDataModule",
     "Toy2DDataModule",
     "sample_mixture",

@@ -78,7 +78,7 @@ def test_fit_arguments_join_list_elements_and_write_json_values():
 # ---------------------------------------------------------------------------------- config checks
 def _study_file(tmp_path: Path, body: str) -> Path:
     fit = tmp_path / "fit.yaml"
-    fit.write_text("model: {class_path: gan_modules.WGANGP}\n")
+    fit.write_text("model: {class_path: gan_modules.AdversarialModule}\n")
     path = tmp_path / "study.yaml"
     path.write_text(f"name: s\nmetrics: {{emd: minimize}}\n{body}".replace("FIT", str(fit)))
     return path
@@ -188,8 +188,9 @@ trainer:
 checkpoint: {{every_n_train_steps: 10}}
 image_grid: {{every_n_steps: 100}}
 model:
-  class_path: {cls}
+  class_path: gan_modules.AdversarialModule
   init_args:
+{objective}
     z_dim: 2
     generator: {{arch: mlp, hidden: [16, 16]}}
     critic: {{arch: mlp, hidden: [16, 16]}}
@@ -202,8 +203,12 @@ SEED = 4  # RandomSampler(4) draws n_critic = 0 (an invalid value: a failed tria
 
 
 def _tiny_study(root: Path, heartbeat_s: float = 60.0) -> Path:
-    for name, cls in (("wgan_gp", "gan_modules.WGANGP"), ("sngan", "gan_modules.SNGAN")):
-        (root / f"{name}.yaml").write_text(TINY_FIT.format(cls=cls))
+    objectives = {
+        "wgan_gp": "    loss: wasserstein\n    regularizers: [{name: gradient_penalty, weight: 10.0}]",
+        "sngan": "    loss: hinge\n    constraint: spectral_norm",
+    }
+    for name, objective in objectives.items():
+        (root / f"{name}.yaml").write_text(TINY_FIT.replace("{objective}", objective).replace("{{", "{").replace("}}", "}"))
     path = root / "study.yaml"
     path.write_text(f"""
 name: tiny

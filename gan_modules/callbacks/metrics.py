@@ -1,4 +1,5 @@
-"""The metrics callback: FID / IS / KID / precision-recall (images) or mode metrics + EMD (2D points).
+"""The metrics callback: FID / IS / KID / precision-recall / density-coverage (images), Stacked MNIST
+modes, or mode metrics + EMD (2D points).
 
 Every `every_n_steps` generator iterations (and once at the end of training) each rank generates
 its share of the evaluation samples from the EMA generator, features are all-gathered, rank 0
@@ -6,8 +7,8 @@ computes the metrics and broadcasts them, so the numbers equal a single-process 
 the same samples. The feature extractor is an attribute of this callback, never of the
 LightningModule, so checkpoints stay lean. Results are logged as `metrics/<name>` at step =
 generator iterations, the protocol (sample counts, real split, extractor and its weights) goes
-to every logger's config, and the best FID (EMD for points) is kept as
-`<root>/checkpoints/best_<fid|emd>.ckpt`.
+to every logger's config, and the best FID (EMD for points; reverse KL for Stacked MNIST modes
+without FID) is kept as `<root>/checkpoints/best_<fid|emd|reverse_kl>.ckpt`.
 """
 
 from __future__ import annotations
@@ -36,13 +37,19 @@ class GenerativeMetrics(L.Callback):
         num_fake / num_real: evaluation sample counts (None: 10,000 for images, 2,500 for points).
         extractor: "inception" (torch-fidelity's FID Inception), "digits-classifier", "mnist-classifier".
         weights_path: local extractor weights (clusters without internet).
-        metrics: what to compute (default all): images any of fid, is, kid, pr; points any of modes
-            (modes, % high quality, reverse KL) and emd (exact EMD, about a second per evaluation at
-            2,500 points, so dense curves may skip it).
+        metrics: what to compute (default all that apply): images any of fid, is, kid, pr, dc
+            (density and coverage), intra_fid (per-class FID; classifier extractors only) and modes
+            (Stacked MNIST only: modes covered of 1,000 and reverse KL); points any of modes (modes,
+            % high quality, reverse KL) and emd (exact EMD, about a second per evaluation at 2,500
+            points, so dense curves may skip it).
         batch_size: samples per generated/extracted chunk (also the DDP work unit).
         seed: noise seed of the evaluation samples and of the real subset.
+        dc_neighborhood: k of density and coverage (Naeem et al. 2020 use 5).
+        mode_samples: generated samples for the Stacked MNIST modes (PacGAN Table 2: 26,000).
+        mode_classifier_path: the MNIST classifier labelling each channel (default: the file
+            `gan-lab train-evaluator --dataset mnist` writes).
         cache_dir: real-feature cache (default `$GAN_LAB_CACHE/stats`, else ~/.cache/gan-lab/stats).
-        save_best: keep `checkpoints/best_fid.ckpt` (`best_emd.ckpt` for points).
+        save_best: keep `checkpoints/best_<monitor>.ckpt` (fid; emd for points; reverse_kl for modes alone).
         at_train_end: evaluate once more when training ends off the schedule.
     """
 
@@ -62,6 +69,9 @@ class GenerativeMetrics(L.Callback):
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         pr_neighborhood: int = 3,
+        dc_neighborhood: int = 5,
+        mode_samples: int = 26_000,
+        mode_classifier_path: str | None = None,
         cache_dir: str | None = None,
         save_best: bool = True,
         at_train_end: bool = True,
@@ -80,6 +90,9 @@ class GenerativeMetrics(L.Callback):
             kid_subsets=kid_subsets,
             kid_subset_size=kid_subset_size,
             pr_neighborhood=pr_neighborhood,
+            dc_neighborhood=dc_neighborhood,
+            mode_samples=mode_samples,
+            mode_classifier_path=mode_classifier_path,
             cache_dir=cache_dir,
         )
         self.settings.validate()

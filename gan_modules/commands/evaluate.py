@@ -1,7 +1,8 @@
 """`gan-lab evaluate`: the metric set that fits a checkpoint's data, as a table and as JSON.
 
-Images: FID, IS, KID, precision/recall (+ class coverage with a digit classifier). 2D points:
-modes, hq_pct, reverse_kl, emd. JSON keys are the names the training callback logs without
+Images: FID, IS, KID, precision/recall, density/coverage (+ class coverage and intra-FID with a
+digit classifier; modes covered and reverse KL on Stacked MNIST). 2D points: modes, hq_pct,
+reverse_kl, emd. JSON keys are the names the training callback logs without
 its `metrics/` prefix; the protocol (sample counts, split, extractor, weights) goes with them.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 NAME = "evaluate"
-HELP = "compute FID/IS/KID/precision-recall (images) or mode metrics + EMD (2D) for a checkpoint"
+HELP = "compute FID/IS/KID/PR/density-coverage (images), Stacked MNIST modes, or mode metrics + EMD (2D)"
 
 
 def _table(results: dict[str, float], protocol: dict) -> str:
@@ -42,8 +43,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--extractor", default="inception", choices=sorted(EXTRACTORS))
     parser.add_argument("--weights_path", default=None, help="local extractor weights (no internet)")
     parser.add_argument(
-        "--metrics", default=",".join(ALL_METRICS), help="comma separated: fid,is,kid,pr (images), modes,emd (points)"
+        "--metrics",
+        default=",".join(ALL_METRICS),
+        help="comma separated: fid,is,kid,pr,dc,intra_fid,modes (images; modes on Stacked MNIST), modes,emd (points)",
     )
+    parser.add_argument("--mode_samples", type=int, default=26_000, help="Stacked MNIST samples (PacGAN: 26000)")
+    parser.add_argument("--mode_classifier_path", default=None, help="MNIST classifier for Stacked MNIST modes")
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache_dir", default=None, help="real-feature cache (default $GAN_LAB_CACHE/stats)")
@@ -62,6 +67,8 @@ def main(argv: list[str]) -> int:
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         batch_size=args.batch_size,
         seed=args.seed,
+        mode_samples=args.mode_samples,
+        mode_classifier_path=args.mode_classifier_path,
         cache_dir=args.cache_dir,
     )
     try:

@@ -1,7 +1,8 @@
 """The full metric set for a generator and its data, shared by the training callback and `gan-lab evaluate`.
 
-Images: FID, IS, KID and precision/recall on the features of a named extractor (plus class
-coverage for the digit classifiers). Points: the PacGAN mode metrics and the exact EMD.
+Images: FID, IS, KID, precision/recall and density/coverage on the features of a named extractor
+(plus class coverage and intra-FID for the digit classifiers), and the Stacked MNIST mode metrics
+of PacGAN Table 2 on Stacked MNIST data. Points: the PacGAN mode metrics and the exact EMD.
 Results are plain floats keyed by short names ("fid", "is_mean", "modes", ...); the callback logs
 them as "metrics/<name>" and `evaluate` writes them to JSON under the same names.
 """
@@ -17,19 +18,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from datamodules import GANDataModule, to_uint8_images
-from gan_modules.metrics import scores
+from datamodules import GANDataModule, StackedMNISTDataModule, to_uint8_images
+from gan_modules.metrics import scores, stacked
 from gan_modules.metrics.cache import FeatureCache
 from gan_modules.metrics.collective import Collective, gather_rows
-from gan_modules.metrics.extractors import FeatureExtractor
+from gan_modules.metrics.extractors import FeatureExtractor, classifier_weights
 from gan_modules.metrics.toy import exact_emd, mode_metrics
 
-IMAGE_METRICS = ("fid", "is", "kid", "pr")
+# Images: metrics on extractor features ("dc" = density and coverage; "intra_fid" only with a digit
+# classifier extractor), and "modes" = Stacked MNIST's modes covered and reverse KL (that data only)
+FEATURE_METRICS = ("fid", "is", "kid", "pr", "dc", "intra_fid")
+IMAGE_METRICS = (*FEATURE_METRICS, "modes")
 # Points: "modes" = PacGAN's modes covered, % high quality and reverse KL (milliseconds); "emd" =
 # the exact earth mover's distance, a network-simplex solve (about a second at 2,500 x 2,500 points)
 POINT_METRICS = ("modes", "emd")
 KIND_METRICS = {"image": IMAGE_METRICS, "points": POINT_METRICS}
-ALL_METRICS = IMAGE_METRICS + POINT_METRICS
+ALL_METRICS = tuple(dict.fromkeys(IMAGE_METRICS + POINT_METRICS))
 DEFAULT_NUM = {"image": 10_000, "points": 2_500}  # FID-10k; PacGAN's 2,500 samples for 2D mixtures
 
 
@@ -43,7 +47,9 @@ class MetricSettings:
 
     num_fake / num_real: None = the kind's default (10,000 images, 2,500 points); num_real is
     capped at the size of the real data. seed: chunk c of generated samples uses noise seed
-    seed * 1_000_003 + c; the real subset is drawn with `seed`.
+    seed * 1_000_003 + c; the real subset is drawn with `seed`. mode_samples / mode_classifier_path:
+    Stacked MNIST's sample count and MNIST classifier (None: `gan-lab train-evaluator --dataset
+    mnist`'s cached file).
     """
 
     num_fake: int | None = None
@@ -57,6 +63,9 @@ class MetricSettings:
     kid_subsets: int = scores.KID_SUBSETS
     kid_subset_size: int = scores.KID_SUBSET_SIZE
     pr_neighborhood: int = scores.PR_NEIGHBORHOOD
+    dc_neighborhood: int = scores.DC_NEIGHBORHOOD
+    mode_samples: int = stacked.NUM_SAMPLES
+    mode_classifier_path: str | None = None
     cache_dir: str | None = None
 
     def validate(self, prefix: str = "metrics") -> None:
@@ -69,6 +78,8 @@ class MetricSettings:
             (self.kid_subsets >= 1, "kid_subsets", self.kid_subsets, "an integer >= 1"),
             (self.kid_subset_size >= 2, "kid_subset_size", self.kid_subset_size, "an integer >= 2"),
             (self.pr_neighborhood >= 1, "pr_neighborhood", self.pr_neighborhood, "an integer >= 1"),
+            (self.dc_neighborhood >= 1, "dc_neighborhood", self.dc_neighborhood, "an integer >= 1"),
+            (self.mode_samples >= 1, "mode_samples", self.mode_samples, "an integer >= 1"),
             (set(self.metrics) <= set(ALL_METRICS), "metrics", self.metrics, f"a subset of {list(ALL_METRICS)}"),
         ]
         if self.num_fake is not None and "is" in self.metrics:
@@ -170,7 +181,7 @@ class PointEvaluator(Evaluator):
 
 
 class ImageEvaluator(Evaluator):
-    """FID / IS / KID / precision-recall on one extractor's features; real features cached on disk."""
+    """Metrics on one extractor's features (real features cached on disk), and Stacked MNIST modes."""
 
     kind = "image"
     monitor = "fid"
@@ -179,36 +190,78 @@ class ImageEvaluator(Evaluator):
         self, settings: MetricSettings, device: torch.device | str = "cpu", say: Callable[[str], None] = _say
     ) -> None:
         super().__init__(settings, say)
-        self.extractor = FeatureExtractor(settings.extractor, settings.weights_path, device)
+        if "fid" not in self.metrics and "modes" in self.metrics:
+            self.monitor = "reverse_kl"  # a Stacked MNIST run scored by its modes alone keeps its best KL
+        self.device = device
+        uses_features = any(m in FEATURE_METRICS for m in self.metrics)
+        self.extractor = FeatureExtractor(settings.extractor, settings.weights_path, device) if uses_features else None
         self.cache = FeatureCache(settings.cache_dir)
         self._real: tuple[dict[str, Any], dict[str, Tensor], dict] | None = None  # (key, features, FID stats)
+        self._mode_classifier: stacked.ChannelDigits | None = None
         self._warned_kid = False
+
+    def applicable(self, dm: GANDataModule) -> list[str]:
+        """The chosen metrics that this data and extractor have; an error when none is left."""
+        classifier = self.extractor is not None and self.extractor.spec.classifier
+        out = [m for m in self.metrics if m in FEATURE_METRICS and (m != "intra_fid" or classifier)]
+        if "modes" in self.metrics and isinstance(dm, StackedMNISTDataModule):
+            out.append("modes")
+        if not out:
+            raise ValueError(
+                f"metrics.metrics={self.metrics!r} has nothing to compute for {dm.name} data; allowed: modes needs "
+                f"stacked_mnist data, intra_fid a classifier extractor, the others any images ({list(FEATURE_METRICS)})"
+            )
+        return out
+
+    def mode_classifier(self) -> stacked.ChannelDigits:
+        """The pinned MNIST classifier of the Stacked MNIST modes, loaded on first use."""
+        if self._mode_classifier is None:
+            weights = classifier_weights("mnist", self.settings.mode_classifier_path)
+            self._mode_classifier = stacked.ChannelDigits(weights, self.device)
+        return self._mode_classifier
 
     def kid_subset_size(self, dm: GANDataModule) -> int:
         """torch-fidelity raises when a subset is larger than a sample set; use all samples instead, on record."""
         return min(self.settings.kid_subset_size, *self.counts(dm))
 
     def protocol(self, dm: GANDataModule, module: Any = None) -> dict[str, Any]:
-        spec, s = self.extractor.spec, self.settings
-        out = {
-            **super().protocol(dm, module),
-            "extractor": self.extractor.name,
-            "extractor_weights": self.extractor.fingerprint,
-            "feature_layer": spec.fid_layer,
-            "metrics": list(self.metrics),
-        }
-        if "is" in self.metrics:
-            out.update(is_layer=spec.logits_layer, is_splits=s.is_splits)
-        if "kid" in self.metrics:
+        s, metrics = self.settings, self.applicable(dm)
+        out = {**super().protocol(dm, module), "metrics": metrics}
+        if self.extractor is not None:
+            spec = self.extractor.spec
+            out.update(
+                extractor=self.extractor.name,
+                extractor_weights=self.extractor.fingerprint,
+                feature_layer=spec.fid_layer,
+            )
+            if "is" in metrics:
+                out.update(is_layer=spec.logits_layer, is_splits=s.is_splits)
+        if "kid" in metrics:
             out.update(kid_subsets=s.kid_subsets, kid_subset_size=self.kid_subset_size(dm))
-        if "pr" in self.metrics:
+        if "pr" in metrics:
             out.update(pr_neighborhood=s.pr_neighborhood)
+        if "dc" in metrics:
+            out.update(dc_neighborhood=s.dc_neighborhood)
+        if "intra_fid" in metrics:
+            out.update(intra_fid_classes="the classifier's predicted class, for real and generated samples alike")
+        if "modes" in metrics:
+            out.update(
+                mode_samples=s.mode_samples, num_modes=dm.num_modes, mode_classifier=self.mode_classifier().fingerprint
+            )
         return out
 
     def _features(self, images: Tensor) -> dict[str, Tensor]:
+        assert self.extractor is not None
         return self.extractor(to_uint8_images(images))
 
+    def real_layers(self, dm: GANDataModule) -> list[str]:
+        """Real features kept: FID's layer, and the class logits when intra-FID needs real classes."""
+        assert self.extractor is not None
+        spec = self.extractor.spec
+        return [spec.fid_layer, *([spec.logits_layer] if "intra_fid" in self.applicable(dm) else [])]
+
     def real_key(self, dm: GANDataModule, real: Tensor) -> dict[str, Any]:
+        assert self.extractor is not None
         return {
             "data": dm.protocol(),
             "num_real": len(real),
@@ -216,16 +269,17 @@ class ImageEvaluator(Evaluator):
             "content_sha256": hashlib.sha256(to_uint8_images(real).numpy().tobytes()).hexdigest(),
             "extractor": self.extractor.name,
             "extractor_weights": self.extractor.fingerprint,
-            "layer": self.extractor.spec.fid_layer,
+            "layers": self.real_layers(dm),
         }
 
-    def real_features(self, dm: GANDataModule, coll: Collective) -> tuple[Tensor, dict]:
-        """Real features and FID statistics: memory, else a verified disk cache, else computed once."""
+    def real_features(self, dm: GANDataModule, coll: Collective) -> tuple[dict[str, Tensor], dict]:
+        """Real features by layer and FID statistics: memory, else a verified disk cache, else computed once."""
+        assert self.extractor is not None
         _, num_real = self.counts(dm)
         real = dm.real_samples(num_real, seed=self.settings.seed)
         key = self.real_key(dm, real)
         if self._real is not None and self._real[0] == key:
-            return self._real[1][self.extractor.spec.fid_layer], self._real[2]
+            return self._real[1], self._real[2]
         features, message = self.cache.load(key)
         if coll.all_true(features is not None):  # all ranks read the cache, or all compute together
             if coll.rank == 0:
@@ -233,9 +287,9 @@ class ImageEvaluator(Evaluator):
         else:
             if coll.rank == 0:
                 self.say(f"{message}; computing {num_real} real features with {self.extractor.name}")
-            layer = self.extractor.spec.fid_layer
+            layers = key["layers"]
             features = gather_rows(
-                lambda _, first, k: {layer: self._features(real[first : first + k])[layer]},
+                lambda _, first, k: {n: v for n, v in self._features(real[first : first + k]).items() if n in layers},
                 num_real,
                 self.settings.batch_size,
                 coll,
@@ -244,38 +298,59 @@ class ImageEvaluator(Evaluator):
                 self.say(f"cached real features -> {self.cache.save(key, features)}")
         stats = scores.fid_statistics(features[self.extractor.spec.fid_layer])
         self._real = (key, features, stats)
-        return features[self.extractor.spec.fid_layer], stats
+        return features, stats
 
     def evaluate(self, module: Any, dm: GANDataModule, coll: Collective) -> dict[str, float]:
-        s, spec = self.settings, self.extractor.spec
-        num_fake, _ = self.counts(dm)
-        real, real_stats = self.real_features(dm, coll)
-        fake = gather_rows(
-            lambda c, _, k: self._features(generated_chunk(module, s.seed, c, k)), num_fake, s.batch_size, coll
-        )
-        results = None
-        if coll.rank == 0:
-            results = self.scores(fake[spec.fid_layer], fake[spec.logits_layer], real, real_stats, dm)
-        return coll.broadcast(results)
+        s, metrics = self.settings, self.applicable(dm)
+        results: dict[str, float] = {}
+        if self.extractor is not None:
+            num_fake, _ = self.counts(dm)
+            real, real_stats = self.real_features(dm, coll)
+            fake = gather_rows(
+                lambda c, _, k: self._features(generated_chunk(module, s.seed, c, k)), num_fake, s.batch_size, coll
+            )
+            if coll.rank == 0:
+                results.update(self.scores(fake, real, real_stats, dm, metrics))
+        if "modes" in metrics:
+            digits = self.mode_classifier()
+            ids = gather_rows(
+                lambda c, _, k: {
+                    "ids": stacked.mode_ids(digits(to_uint8_images(generated_chunk(module, s.seed, c, k))))
+                },
+                s.mode_samples,
+                s.batch_size,
+                coll,
+            )["ids"]
+            if coll.rank == 0:
+                results.update(stacked.stacked_mode_metrics(ids, dm.num_modes))
+        return coll.broadcast(results if coll.rank == 0 else None)
 
     def scores(
-        self, fake: Tensor, logits: Tensor, real: Tensor, real_stats: dict, dm: GANDataModule
+        self, fake: dict[str, Tensor], real: dict[str, Tensor], real_stats: dict, dm: GANDataModule, metrics: list[str]
     ) -> dict[str, float]:
-        s, out = self.settings, {}
-        if "fid" in self.metrics:
-            out["fid"] = scores.fid_from_statistics(scores.fid_statistics(fake), real_stats)
-        if "is" in self.metrics:
+        """Feature metrics from the gathered generated features and the real ones, by layer."""
+        assert self.extractor is not None
+        s, spec, out = self.settings, self.extractor.spec, {}
+        fake_f, real_f, logits = fake[spec.fid_layer], real[spec.fid_layer], fake[spec.logits_layer]
+        if "fid" in metrics:
+            out["fid"] = scores.fid_from_statistics(scores.fid_statistics(fake_f), real_stats)
+        if "is" in metrics:
             out["is_mean"], out["is_std"] = scores.inception_score(logits, s.is_splits)
-        if "kid" in self.metrics:
+        if "kid" in metrics:
             size = self.kid_subset_size(dm)
             if size < s.kid_subset_size and not self._warned_kid:
                 self._warned_kid = True
                 self.say(f"KID subset size {s.kid_subset_size} > samples available; using {size} (in the protocol)")
-            out["kid_mean"], out["kid_std"] = scores.kid(fake, real, s.kid_subsets, size)
-        if "pr" in self.metrics:
-            out["precision"], out["recall"] = scores.precision_recall(fake, real, s.pr_neighborhood)
-        if self.extractor.spec.classifier:
+            out["kid_mean"], out["kid_std"] = scores.kid(fake_f, real_f, s.kid_subsets, size)
+        if "pr" in metrics:
+            out["precision"], out["recall"] = scores.precision_recall(fake_f, real_f, s.pr_neighborhood)
+        if "dc" in metrics:
+            out["density"], out["coverage"] = scores.density_coverage(fake_f, real_f, s.dc_neighborhood)
+        if spec.classifier:
             out.update(scores.class_coverage(logits))
+        if "intra_fid" in metrics:
+            real_classes = real[spec.logits_layer].argmax(1)
+            out.update(scores.intra_fid(fake_f, logits.argmax(1), real_f, real_classes, logits.shape[1]))
         return out
 
 

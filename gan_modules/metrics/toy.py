@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gan_modules.metrics.scores import kl_to_uniform
+
 
 def assign_modes(samples: torch.Tensor, modes: torch.Tensor, std: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest mode of each sample, and whether it is "high quality": within 3 std of that mode."""
@@ -23,14 +25,9 @@ def mode_metrics(samples: torch.Tensor, modes: torch.Tensor, std: float) -> dict
                a mode with none contributes 0 (0 log 0), so collapse shows up as log(M / covered)
     """
     which, good = assign_modes(samples, modes, std)
-    counts = torch.bincount(which[good], minlength=len(modes)).double()
+    counts = torch.bincount(which[good], minlength=len(modes))
     covered = int((counts > 0).sum())
-    if counts.sum() > 0:
-        p = counts / counts.sum()
-        nz = p > 0
-        reverse_kl = float((p[nz] * torch.log(p[nz] * len(modes))).sum())
-    else:
-        reverse_kl = float("inf")
+    reverse_kl = kl_to_uniform(counts) if counts.sum() > 0 else float("inf")
     return {"modes": float(covered), "hq_pct": 100.0 * float(good.float().mean()), "reverse_kl": reverse_kl}
 
 

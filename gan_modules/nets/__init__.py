@@ -16,6 +16,7 @@ from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
 from gan_modules.nets.dcgan import DCGANCritic, DCGANGenerator
 from gan_modules.nets.init import INITS, initialise
 from gan_modules.nets.mlp import MLPCritic, MLPGenerator
+from gan_modules.nets.pack import PackedCritic, packed_shape
 from gan_modules.nets.resnet import ResNetCritic, ResNetGenerator
 from gan_modules.nets.standard_cnn import StandardCNNCritic, StandardCNNGenerator
 from gan_modules.registry import Registry
@@ -39,7 +40,12 @@ for _name, _cls in {
     CRITICS.register(_name)(_cls)
 
 
-def _build(registry: Registry[nn.Module], role: str, spec: dict[str, Any], *args: Any) -> nn.Module:
+CRITIC_WRAPPERS = ("pack",)  # critic options of every arch, applied by `build_critic`
+
+
+def _build(
+    registry: Registry[nn.Module], role: str, spec: dict[str, Any], *args: Any, common: tuple[str, ...] = ()
+) -> nn.Module:
     """`init` (a key of nets.init.INITS, default PyTorch's) is applied to the built net."""
     spec = dict(spec)
     arch = spec.pop("arch", None)
@@ -50,7 +56,7 @@ def _build(registry: Registry[nn.Module], role: str, spec: dict[str, Any], *args
     accepted = set(registry.options(arch))
     for key in spec:
         if key not in accepted:
-            allowed = ", ".join(sorted((accepted - {"z_dim", "data_shape"}) | {"init"}))
+            allowed = ", ".join(sorted((accepted | set(common) | {"init"}) - {"z_dim", "data_shape"}))
             raise ValueError(f"model.{role}.{key} is not an option of the {arch} {role}; allowed: {allowed}")
     return initialise(cls(*args, **spec), scheme, role)
 
@@ -60,7 +66,13 @@ def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...
 
 
 def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...]) -> nn.Module:
-    return _build(CRITICS, "critic", spec, data_shape)
+    """Build a critic; `pack: m` makes it score packs of m samples (PacGAN, Lin et al. 2018)."""
+    spec = dict(spec)
+    pack = spec.pop("pack", 1)
+    if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
+        raise ValueError(f"model.critic.pack={pack!r} is invalid; allowed: an integer >= 1 (1 = no packing)")
+    critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack), common=CRITIC_WRAPPERS)
+    return PackedCritic(critic, pack) if pack > 1 else critic
 
 
 __all__ = [
@@ -71,6 +83,7 @@ __all__ = [
     "Critic",
     "Generator",
     "MinibatchDiscrimination",
+    "PackedCritic",
     "build_critic",
     "build_generator",
 ]

@@ -1,0 +1,77 @@
+"""PacGAN packing: a packed critic scores the inner critic on the channel-concatenated samples."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datamodules import Toy2DDataModule
+from gan_modules import AdversarialModule
+from gan_modules.constraints import apply_spectral_norm
+from gan_modules.nets import PackedCritic, build_critic
+from gan_modules.trainers import bare_trainer
+
+CASES = [
+    ({"arch": "mlp", "hidden": [6, 5]}, (2,)),
+    ({"arch": "dcgan", "width": 4, "norm": "layer"}, (3, 8, 8)),
+    ({"arch": "resnet", "width": 4}, (1, 8, 8)),
+    ({"arch": "autoencoder", "width": 4, "code_dim": 3}, (1, 8, 8)),
+]
+
+
+@pytest.mark.parametrize("spec, shape", CASES, ids=[c[0]["arch"] for c in CASES])
+@pytest.mark.parametrize("pack", [2, 3])
+def test_packed_score_is_the_inner_critic_on_the_concatenated_samples(spec, shape, pack):
+    torch.manual_seed(0)
+    critic = build_critic({**spec, "pack": pack}, shape)
+    assert isinstance(critic, PackedCritic)
+    x = torch.randn(2 * pack, *shape)
+    # by hand: pack p holds samples p*m .. p*m+m-1, side by side along the first (channel/feature) axis
+    by_hand = torch.stack([torch.cat(list(x[p * pack : (p + 1) * pack]), dim=0) for p in range(2)])
+    assert by_hand.shape == (2, pack * shape[0], *shape[1:])
+    assert torch.equal(critic(x), critic.inner(by_hand))
+    assert critic(x).shape == (2,)
+
+
+def test_features_head_and_minibatch_compose_to_the_packed_score():
+    torch.manual_seed(1)
+    critic = build_critic({"arch": "dcgan", "width": 4, "minibatch_kernels": 3, "pack": 2}, (1, 8, 8))
+    x = torch.randn(6, 1, 8, 8)
+    composed = critic.head(critic.minibatch(critic.features(x))).squeeze(-1)
+    assert torch.allclose(composed, critic(x))
+    ae = build_critic({"arch": "autoencoder", "width": 4, "code_dim": 3, "pack": 2}, (1, 8, 8))
+    energy, code = ae.energy_and_code(x)
+    assert torch.equal(energy, ae(x)) and code.shape == (3, 3)  # one energy and one code per pack
+
+
+def test_spectral_norm_applies_inside_the_packed_critic():
+    critic = apply_spectral_norm(build_critic({"arch": "dcgan", "width": 4, "pack": 2}, (1, 16, 16)))
+    layers = [m for m in critic.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    assert next(m for m in layers if isinstance(m, torch.nn.Conv2d)).in_channels == 2
+
+
+@pytest.mark.parametrize("pack", [0, -2, 1.5, True, "2"])
+def test_a_bad_pack_value_is_a_one_line_error(pack):
+    with pytest.raises(
+        ValueError, match=r"^model.critic.pack=.* is invalid; allowed: an integer >= 1 \(1 = no packing\)$"
+    ):
+        build_critic({"arch": "mlp", "pack": pack}, (2,))
+
+
+def test_pack_one_is_the_plain_critic_and_pack_is_listed_among_the_critic_options():
+    assert not isinstance(build_critic({"arch": "mlp", "pack": 1}, (2,)), PackedCritic)
+    with pytest.raises(ValueError, match=r"^model.critic.packs is not an option of the mlp critic; allowed: .*pack, "):
+        build_critic({"arch": "mlp", "packs": 2}, (2,))
+
+
+def test_a_batch_not_divisible_by_the_pack_is_a_one_line_error_in_a_real_run(tmp_path):
+    critic = {"arch": "mlp", "hidden": [8], "pack": 2}
+    model = AdversarialModule(loss="non_saturating", data_shape=(2,), generator={"arch": "mlp", "hidden": [8]}, critic=critic)
+    dm = Toy2DDataModule(size=200, batch_size=33)
+    trainer = bare_trainer(2, default_root_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"^a batch of 33 samples cannot be packed in groups of model.critic.pack=2; "):
+        trainer.fit(model, dm)
+    model = AdversarialModule(loss="non_saturating", data_shape=(2,), generator={"arch": "mlp", "hidden": [8]}, critic=critic)
+    bare_trainer(2, default_root_dir=tmp_path).fit(model, Toy2DDataModule(size=200, batch_size=32))
+    assert model.critic.inner.body[1].in_features == 4  # the inner critic sees two 2D points at once

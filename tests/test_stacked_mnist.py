@@ -1,0 +1,161 @@
+"""Stacked MNIST: the datamodule, and the mode metrics on real stacked digits and in gan-lab evaluate.
+
+Tests build the stacked set from scikit-learn's bundled 8x8 digits, written as MNIST's IDX test file,
+and label channels with a digit classifier trained on them, so they need no MNIST download.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules import DigitsDataModule, MissingDataError, StackedMNISTDataModule, to_uint8_images
+from datamodules.stream import GlobalBatchStream
+from gan_modules import AdversarialModule
+from gan_modules.callbacks.metrics import GenerativeMetrics
+from gan_modules.checkpoints import load_module
+from gan_modules.commands import evaluate
+from gan_modules.metrics.stacked import ChannelDigits, mode_ids, stacked_mode_metrics
+from gan_modules.metrics.suite import ImageEvaluator, MetricSettings, generated_samples
+from gan_modules.trainers import bare_trainer
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
+import extractor_fixtures
+
+DIGITS = DigitsDataModule()
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory) -> Path:
+    return extractor_fixtures.digits_as_mnist(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> Path:
+    return extractor_fixtures.digits_classifier(tmp_path_factory.mktemp("classifier"))
+
+
+def _stacked(root: Path, **kwargs) -> StackedMNISTDataModule:
+    return StackedMNISTDataModule(root=str(root), split="test", download=False, image_size=8, **kwargs)
+
+
+def test_mode_ids_and_the_kl_of_a_hand_made_histogram():
+    digits = torch.tensor([[1, 2, 3], [0, 0, 7], [1, 2, 3]])
+    ids = mode_ids(digits)
+    assert ids.tolist() == [123, 7, 123]
+    out = stacked_mode_metrics(ids, 1000)
+    # p = (2/3, 1/3) over 1,000 modes: KL = 2/3 log(2/3 * 1000) + 1/3 log(1/3 * 1000)
+    assert out["modes"] == 2.0
+    assert out["reverse_kl"] == pytest.approx(2 / 3 * math.log(2000 / 3) + 1 / 3 * math.log(1000 / 3), rel=1e-12)
+    balanced = stacked_mode_metrics(torch.arange(1000).repeat(26), 1000)
+    assert balanced == {"modes": 1000.0, "reverse_kl": 0.0}
+
+
+def test_real_stacked_digits_cover_every_mode_with_a_kl_near_zero(mnist_root):
+    """26,000 stacked images (PacGAN's count): their true modes are all 1,000; the KL is sampling noise."""
+    dm = _stacked(mnist_root, size=26_000)
+    triples = dm.triples(len(DIGITS))
+    for i in (0, 1, 12_345, 25_999):  # channel c of image i is source digit triples[i, c]
+        assert torch.equal(dm.stored[i], DIGITS.stored[triples[i], 0])
+    true_ids = mode_ids(torch.as_tensor(DIGITS.labels())[triples])
+    out = stacked_mode_metrics(true_ids, 1000)
+    counts = np.bincount(true_ids.numpy(), minlength=1000)
+    p = counts / counts.sum()
+    assert out["modes"] == len(set(true_ids.tolist())) == 1000
+    assert out["reverse_kl"] == pytest.approx(float(np.sum(p * np.log(p * 1000))), rel=1e-9)
+    assert out["reverse_kl"] < 0.03  # multinomial noise: about (1000 - 1) / (2 * 26000) = 0.019
+
+
+def test_the_classifier_reads_each_channel_so_recognised_digits_give_their_true_modes(classifier):
+    digits = ChannelDigits(classifier)
+    labels = torch.as_tensor(DIGITS.labels())
+    recognised = torch.nonzero(digits(DIGITS.stored)[:, 0] == labels).squeeze(1)
+    assert len(recognised) > 0.9 * len(labels)
+    gen = torch.Generator().manual_seed(0)
+    triples = recognised[torch.randint(len(recognised), (600, 3), generator=gen)]
+    images = DIGITS.stored[triples, 0]  # (600, 3, 8, 8) real stacked digits
+    true_ids = mode_ids(labels[triples])
+    assert torch.equal(mode_ids(digits(images)), true_ids)
+    assert stacked_mode_metrics(mode_ids(digits(images)), 1000)["modes"] == len(set(true_ids.tolist()))
+
+
+def test_the_stacked_set_is_seeded_and_served_by_the_resumable_stream(mnist_root):
+    dm, same, other = (
+        _stacked(mnist_root, size=500),
+        _stacked(mnist_root, size=500),
+        _stacked(mnist_root, size=500, seed=1),
+    )
+    assert dm.data_shape == (3, 8, 8) and dm.stored.shape == (500, 3, 8, 8) and dm.stored.dtype == torch.uint8
+    assert torch.equal(dm.stored, same.stored) and not torch.equal(dm.stored, other.stored)
+    assert dm.protocol() == {
+        "dataset": "stacked_mnist",
+        "split": "test",
+        "shape": [3, 8, 8],
+        "size": 500,
+        "image_size": 8,
+    }
+    batches = iter(dm.train_dataloader())
+    first_five = [next(batches) for _ in range(5)]
+    resumed = GlobalBatchStream(dm.stored, 64, dm.seed, start=3, decode=dm.decode)
+    assert torch.equal(next(iter(resumed)), first_five[3])
+    assert first_five[0].min() >= -1 and first_five[0].max() <= 1
+
+
+def test_missing_mnist_files_and_a_bad_size_are_one_line_errors(tmp_path):
+    dm = StackedMNISTDataModule(root=str(tmp_path), split="train", download=False)
+    with pytest.raises(MissingDataError, match=r"^mnist \(train split\) not found .*train-images-idx3-ubyte.gz"):
+        dm.setup()
+    with pytest.raises(ValueError, match=r"^data.size=0 is invalid; allowed: an integer >= 1$"):
+        StackedMNISTDataModule(size=0)
+
+
+def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples(mnist_root, classifier, tmp_path):
+    torch.manual_seed(0)
+    dm = _stacked(mnist_root, size=2000, batch_size=32)
+    nets = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8, "pack": 2}}
+    model = AdversarialModule(loss="non_saturating", data_shape=(3, 8, 8), z_dim=8, ema_decay=0.5, **nets)
+    settings = {"metrics": ["modes"], "mode_samples": 300, "mode_classifier_path": str(classifier)}
+    callback = GenerativeMetrics(every_n_steps=2, batch_size=100, **settings)
+    trainer = bare_trainer(2, [callback], default_root_dir=tmp_path)
+    trainer.fit(model, dm)
+    ckpt = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(ckpt)
+
+    by_hand = stacked_mode_metrics(
+        mode_ids(ChannelDigits(classifier)(to_uint8_images(generated_samples(model, 300, 100, 0)))), 1000
+    )
+    assert callback.last_results == by_hand
+    assert callback.protocol["metrics"] == ["modes"] and callback.protocol["num_modes"] == 1000
+    assert callback.protocol["mode_samples"] == 300 and callback.protocol["mode_classifier"].startswith(
+        "digits.pt:sha256="
+    )
+    assert "extractor" not in callback.protocol  # no feature metric asked for: no Inception needed
+    best = torch.load(tmp_path / "checkpoints" / "best_reverse_kl.ckpt", weights_only=False)  # modes alone: best KL
+    assert callback.best == by_hand["reverse_kl"] and best["global_step"] == callback.best_step == 2
+
+    out = tmp_path / "eval.json"
+    args = ["--ckpt_path", str(ckpt), "--metrics", "modes", "--mode_samples", "300", "--batch_size", "100"]
+    assert evaluate.main([*args, "--mode_classifier_path", str(classifier), "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert {k: payload[k] for k in by_hand} == by_hand
+    fresh = stacked_mode_metrics(
+        mode_ids(ChannelDigits(classifier)(to_uint8_images(generated_samples(load_module(ckpt), 300, 100, 0)))), 1000
+    )
+    assert fresh == by_hand
+
+
+def test_modes_on_other_image_data_and_a_missing_classifier_are_one_line_errors(tmp_path, monkeypatch, mnist_root):
+    evaluator = ImageEvaluator(MetricSettings(metrics=["modes"]))
+    with pytest.raises(ValueError, match=r"^metrics.metrics=\['modes'\] has nothing to compute for digits data; "):
+        evaluator.protocol(DIGITS)
+    monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path))
+    with pytest.raises(
+        FileNotFoundError, match=r"mnist-classifier weights not found .*gan-lab train-evaluator --dataset mnist"
+    ):
+        evaluator.protocol(_stacked(mnist_root, size=10))
