@@ -20,6 +20,7 @@ import logging
 import os
 import pkgutil
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -32,9 +33,11 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
+from gan_modules.callbacks.interrupt import StepBoundarySignals
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
 from gan_modules.loggers import WandbRunLogger
@@ -140,6 +143,7 @@ class GanLabCLI(LightningCLI):
                 config["ckpt_path"] = str(last)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        callbacks = [*callbacks, StepBoundarySignals()]
         if config.get("enable_progress_bar") is not False:  # count generator iterations, not batches
             callbacks = [*callbacks, GeneratorProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
@@ -330,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as err:  # the last checkpoint on disk is from before the bad step
         print(f"gan-lab: stopped: {err}", file=sys.stderr)
         return 3
+    except SIGTERMException:  # StepBoundarySignals saved last.ckpt and said where
+        return 128 + signal.SIGTERM
     return 0
 
 
