@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
@@ -39,11 +40,13 @@ from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
 from gan_modules.callbacks.interrupt import StepBoundarySignals
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
+from gan_modules.checkpoints import check_resumable
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
 from gan_modules.loggers import WandbRunLogger
 from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # `--ckpt_path` values Lightning resolves itself
 DEFAULT_LOGGER = {"class_path": "gan_modules.loggers.WandbRunLogger", "init_args": {"save_dir": "."}}
 
 
@@ -96,6 +99,29 @@ def resume_checkpoint(root: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def check_run_settings(subcommand: str, config: Any, trainer: Trainer, model: LightningModule) -> None:
+    """What LightningCLI would only find out after the run's files exist: a run of no iterations,
+    fp16 on a CPU, and a checkpoint (`--ckpt_path`, or the run's own `last.ckpt`) that is unreadable
+    or shaped for other networks."""
+    if subcommand == "fit" and (trainer.max_steps == 0 or trainer.max_steps < -1):
+        raise ValueError(
+            f"trainer.max_steps={trainer.max_steps} is invalid; allowed: an integer >= 1 (generator iterations), "
+            "or -1 for no limit"
+        )
+    precision = str(config["trainer"].get("precision"))
+    if precision in ("16", "16-mixed") and isinstance(trainer.accelerator, CPUAccelerator):
+        raise ValueError(
+            f"trainer.precision={precision!r} is invalid on a CPU (Lightning would run bf16-mixed instead, about "
+            "15x slower than 32-true); allowed: 32-true, or bf16-mixed to ask for it"
+        )
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
+        try:
+            check_resumable(ckpt_path, model)
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from err
+
+
 def _has_parametrizations(module: LightningModule) -> bool:
     from torch.nn.utils import parametrize
 
@@ -104,7 +130,25 @@ def _has_parametrizations(module: LightningModule) -> bool:
 
 class SaveRunConfig(SaveConfigCallback):
     """Writes `config.yaml` to the run folder (Lightning's behaviour) and sends the same fully
-    resolved config to every W&B logger, so a run's page shows exactly what produced it."""
+    resolved config to every W&B logger, so a run's page shows exactly what produced it.
+
+    Lightning writes it at `setup`, before the checkpoint is restored; a command that fails there
+    would overwrite the config of the run it meant to resume. It is written when the loop starts."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Deferred to the start of the loop (class docstring)."""
+
+    def _write(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().setup(trainer, pl_module, str(trainer.state.stage))
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._write(trainer, pl_module)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.state.fn != "fit":  # in a fit, validation (the sanity check) precedes the loop's start
+            self._write(trainer, pl_module)
+
+    on_test_start = on_validation_start
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
@@ -164,6 +208,7 @@ class GanLabCLI(LightningCLI):
             )
         if isinstance(self.model, AdversarialModule):
             self.model.check_trainer(self.trainer)
+        check_run_settings(self.subcommand, self.config[self.subcommand], self.trainer, self.model)
         try:
             self.datamodule.setup("fit")  # loads the data now, so a missing dataset fails here, in one line
         except FileNotFoundError as err:
@@ -213,6 +258,7 @@ def _commands() -> dict[str, ModuleType]:
 def run_lightning(args: list[str]) -> GanLabCLI:
     strict = {"exit_on_error": False}  # parse errors come back as exceptions, printed in one line by main()
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    warnings.filterwarnings("ignore", message=".*AMP with fp16 is not supported on CPU")  # refused in one line
     return GanLabCLI(
         AdversarialModule,
         GANDataModule,

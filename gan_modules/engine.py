@@ -108,6 +108,7 @@ class AdversarialModule(L.LightningModule):
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
         _check(optimizer in ("adam", "rmsprop", "sgd"), "model.optimizer", optimizer, "adam, rmsprop, sgd")
         _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
+        _check(len(betas) == 2 and all(0 <= b < 1 for b in betas), "model.betas", betas, "two floats in [0, 1)")
         _check(ema_decay is None or 0 <= ema_decay < 1, "model.ema_decay", ema_decay, "null or a float in [0, 1)")
         _check(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "null or a float > 0")
         _check(iterations_per_batch >= 1, "model.iterations_per_batch", iterations_per_batch, "an integer >= 1")
