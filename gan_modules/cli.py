@@ -15,7 +15,9 @@ What the CLI adds to LightningCLI, in the order a run meets it:
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import logging
 import os
 import pkgutil
@@ -313,6 +315,9 @@ def one_line_parse_error(message: str) -> str:
         r"Expected a dot import path string: (\S+)", message
     )
     keys = re.findall(r'Parser key "([^"]+)"', message)
+    rejected = unknown_option(message, keys)
+    if rejected:
+        return rejected
     if bad_class and keys[:1] == ["model"] and len(keys) == 1:
         return _unknown_variant(bad_class.group(1))
     noise = ("Problem with given class_path", "Subtypes:", "Errors:", "Given value", "Does not validate")
@@ -320,6 +325,59 @@ def one_line_parse_error(message: str) -> str:
     details = [line for line in lines if line and not line.startswith(noise) and "NoneType" not in line]
     detail = details[-1] if details else lines[0]
     return f"{'.'.join(keys)}: {detail}" if keys else detail
+
+
+def unknown_option(message: str, keys: list[str]) -> str | None:
+    """`--model.init_args.n_critc 5` -> that `n_critc` is not an option of the class (with the closest
+    real one), rather than jsonargparse's report, which reads as if the class itself were unknown."""
+    found = re.search(r"Problem with given class_path '([^']+)':\s*Option '([^']+)' is not accepted", message)
+    if not found or not keys:
+        return None
+    class_path, option = found.groups()
+    module, _, name = class_path.rpartition(".")
+    options = init_options(getattr(importlib.import_module(module), name))
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return (
+        f"{keys[0]}.init_args.{option}: {option!r} is not an option of {class_path}{hint}; "
+        f"allowed: {', '.join(options)}"
+    )
+
+
+def init_options(cls: type) -> list[str]:
+    """The keyword arguments `cls(...)` accepts, following `**kwargs` up the base classes (as jsonargparse does)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        names += [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def yaml_syntax_error(args: list[str]) -> str | None:
+    """A `--config` file that is not valid YAML -> `file:line:column: problem` (jsonargparse names neither)."""
+    paths = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--config"]
+    paths += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for path in paths:
+        if not Path(path).is_file():
+            continue
+        try:
+            yaml.safe_load(Path(path).read_text())
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {err.problem or err.context}"
+    return None
+
+
+def negative_value_hint(args: list[str]) -> str | None:
+    """`--model.init_args.lr_g -1e-4`: argparse reads a value that starts with '-' as the next option."""
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag.startswith("--") and "=" not in flag and re.fullmatch(r"-(\d|\.\d|inf)\S*", value):
+            return f"{flag} {value}: a value that starts with '-' is read as an option; write {flag}={value}"
+    return None
 
 
 def innermost_message(err: BaseException) -> str:
@@ -375,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan-lab: error: {innermost_message(err)}", file=sys.stderr)
         return 2
     except ArgumentError as err:
-        print(f"gan-lab: error: {one_line_parse_error(str(err))}", file=sys.stderr)
+        line = yaml_syntax_error(args) or negative_value_hint(args) or one_line_parse_error(str(err))
+        print(f"gan-lab: error: {line}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:  # the last checkpoint on disk is from before the bad step
         print(f"gan-lab: stopped: {err}", file=sys.stderr)
