@@ -42,7 +42,7 @@ from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
 from gan_modules.callbacks.interrupt import StepBoundarySignals
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
-from gan_modules.checkpoints import check_resumable
+from gan_modules.checkpoints import check_resumable, read_checkpoint
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
 from gan_modules.loggers import WandbRunLogger
 from gan_modules.runtime import flush_subnormal_floats
@@ -101,15 +101,29 @@ def resume_checkpoint(root: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
-def check_run_settings(subcommand: str, config: Any, trainer: Trainer, model: LightningModule) -> None:
-    """What LightningCLI would only find out after the run's files exist: a run of no iterations,
-    fp16 on a CPU, and a checkpoint (`--ckpt_path`, or the run's own `last.ckpt`) that is unreadable
-    or shaped for other networks."""
-    if subcommand == "fit" and (trainer.max_steps == 0 or trainer.max_steps < -1):
+def check_checkpoint_file(config: Any) -> None:
+    """An explicit `--ckpt_path` must be a readable gan-lab checkpoint: LightningCLI loads it right after
+    parsing (for its hyperparameters), and a missing, truncated or foreign file would end in a traceback."""
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
+        try:
+            read_checkpoint(ckpt_path, "ckpt_path")
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from err
+
+
+def check_max_steps(subcommand: str, trainer: Any) -> None:
+    """A fit of no generator iterations would report checkpoints and samples it never wrote."""
+    steps = trainer.get("max_steps")
+    if subcommand == "fit" and steps is not None and (steps == 0 or steps < -1):
         raise ValueError(
-            f"trainer.max_steps={trainer.max_steps} is invalid; allowed: an integer >= 1 (generator iterations), "
-            "or -1 for no limit"
+            f"trainer.max_steps={steps} is invalid; allowed: an integer >= 1 (generator iterations), or -1 for no limit"
         )
+
+
+def check_run_settings(config: Any, trainer: Trainer, model: LightningModule) -> None:
+    """What LightningCLI would only find out after the run's files exist: fp16 on a CPU, and a
+    checkpoint (`--ckpt_path`, or the run's own `last.ckpt`) shaped for other networks."""
     precision = str(config["trainer"].get("precision"))
     if precision in ("16", "16-mixed") and isinstance(trainer.accelerator, CPUAccelerator):
         raise ValueError(
@@ -169,12 +183,18 @@ class GanLabCLI(LightningCLI):
             parser.add_lightning_class_args(callback, callback.config_key)
         parser.set_defaults({"trainer.default_root_dir": "runs", "trainer.logger": DEFAULT_LOGGER})
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        if self.config.get("subcommand"):
+            check_checkpoint_file(self.config[self.config.subcommand])
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         trainer = config["trainer"]
         sweep, sweep_run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
         if sweep and sweep_run:  # a W&B agent reuses one command: give each of its runs its own folder
             trainer["default_root_dir"] = str(Path(trainer["default_root_dir"]) / f"sweep-{sweep}" / sweep_run)
+        check_max_steps(self.subcommand, trainer)
         root = Path(trainer["default_root_dir"])
         loggers = trainer.get("logger")
         for spec in loggers if isinstance(loggers, list) else [loggers]:
@@ -210,7 +230,7 @@ class GanLabCLI(LightningCLI):
             )
         if isinstance(self.model, AdversarialModule):
             self.model.check_trainer(self.trainer)
-        check_run_settings(self.subcommand, self.config[self.subcommand], self.trainer, self.model)
+        check_run_settings(self.config[self.subcommand], self.trainer, self.model)
         try:
             self.datamodule.setup("fit")  # loads the data now, so a missing dataset fails here, in one line
         except FileNotFoundError as err:

@@ -69,16 +69,24 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def write_fit_config(path: Path, root: Path, **overrides: Any) -> Path:
+    """Write `toy_fit_config(root)` with nested `overrides` (e.g. `trainer={"max_steps": 50}`) to `path`."""
+    path.write_text(yaml.safe_dump(merged(toy_fit_config(root), overrides), sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_fit_config() -> Callable[..., Path]:
+    """`write_fit_config` itself, for fixtures of any scope."""
+    return write_fit_config
+
+
 @pytest.fixture
 def fit_config(tmp_path: Path) -> FitConfig:
-    """`fit_config(name="toy.yaml", root=tmp_path / "run", **overrides)` writes `toy_fit_config(root)` with
-    nested `overrides` (e.g. `trainer={"max_steps": 50}`) to `tmp_path / name` and returns its path."""
+    """`fit_config(name="toy.yaml", root=tmp_path / "run", **overrides)`: `write_fit_config` into tmp_path."""
 
     def write(name: str = "toy.yaml", root: Path | None = None, **overrides: Any) -> Path:
-        path = tmp_path / name
-        config = merged(toy_fit_config(root if root is not None else tmp_path / "run"), overrides)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        return path
+        return write_fit_config(tmp_path / name, root if root is not None else tmp_path / "run", **overrides)
 
     return write
 
