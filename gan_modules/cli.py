@@ -9,8 +9,10 @@ What the CLI adds to LightningCLI, in the order a run meets it:
   (inside a W&B sweep each agent run gets its own folder);
 - Weights & Biases as the default logger (`gan_modules.loggers`), with the full resolved config;
 - DDP made correct for alternating GAN updates (`make_ddp_gan_safe`);
-- checks that fail in one line, before any training: every invalid value names its key, the value
-  and what is allowed.
+- Ctrl-C, SIGTERM and SLURM's requeue signal acted on at a step boundary, with a checkpoint
+  (`gan_modules.callbacks.interrupt`, docs/interrupts.md);
+- checks that fail in one line, before any training and before any file of the run is written:
+  every invalid value names its key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -132,10 +134,7 @@ def check_run_settings(config: Any, trainer: Trainer, model: LightningModule) ->
         )
     ckpt_path = config.get("ckpt_path")
     if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
-        try:
-            check_resumable(ckpt_path, model)
-        except FileNotFoundError as err:
-            raise ValueError(str(err)) from err
+        check_resumable(ckpt_path, model)  # an explicit path was found readable by `check_checkpoint_file`
 
 
 def _has_parametrizations(module: LightningModule) -> bool:
@@ -461,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except SIGTERMException:  # StepBoundarySignals saved last.ckpt and said where
         return 128 + signal.SIGTERM
+    except KeyboardInterrupt:  # Ctrl-C before the trainer started (inside it, Lightning exits 1)
+        print("gan-lab: interrupted before training started; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGINT
     return 0
 
 

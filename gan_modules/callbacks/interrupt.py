@@ -69,9 +69,14 @@ class StepBoundarySignals(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
+        checkpoint = next((c for c in trainer.callbacks if isinstance(c, RunCheckpoint)), None)
+        if self.stopped_by is None and signal.SIGINT in self.pending:
+            newest = checkpoint.last_model_path if checkpoint is not None else ""
+            _report(
+                f"gan-lab: stopped at once by a second SIGINT; nothing saved (newest checkpoint: {newest or 'none'})"
+            )
         if self.stopped_by is None or not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             return
-        checkpoint = next((c for c in trainer.callbacks if isinstance(c, RunCheckpoint)), None)
         path = checkpoint.save_last_now(trainer) if checkpoint is not None else None
         name = signal.Signals(self.stopped_by).name
         where = f"saved {path}; the same command resumes from it" if path else "no checkpoint callback, nothing saved"
