@@ -59,7 +59,8 @@ def test_points_checkpoint_gets_mode_metrics_and_emd_in_table_and_json(toy_ckpt,
     dm = Toy2DDataModule("ring8", size=1500, batch_size=64)
     expected = {**mode_metrics(fake, dm.modes, dm.mode_std), "emd": exact_emd(fake, dm.real_samples(500, seed=0))}
     assert expected["reverse_kl"] == math.inf  # after 3 iterations no generated point is near a mode
-    assert payload["reverse_kl"] is None and payload["null_because"] == {"reverse_kl": "inf (not a JSON number)"}
+    assert payload["reverse_kl"] is None and payload["non_finite"] == {"reverse_kl": "inf"}
+    assert evaluate.read_results(out)["reverse_kl"] == math.inf
     finite = {k: v for k, v in expected.items() if math.isfinite(v)}
     assert {k: payload[k] for k in finite} == pytest.approx(finite)
     protocol = payload["protocol"]

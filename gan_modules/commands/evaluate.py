@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +31,18 @@ def _table(results: dict[str, float], protocol: dict) -> str:
 
 
 def json_safe(results: dict[str, float]) -> dict[str, Any]:
-    """JSON has no Infinity or NaN: such a value is written as null, and `null_because` says what it was
-    (e.g. reverse_kl is inf when no generated point lies near any mode)."""
+    """JSON has no Infinity or NaN: such a value is written as null and listed, as a string, under
+    `non_finite` (e.g. reverse_kl is inf when no generated point lies near any mode)."""
     bad = {k: str(v) for k, v in results.items() if not math.isfinite(v)}
     safe: dict[str, Any] = {k: (None if k in bad else v) for k, v in results.items()}
-    return {**safe, "null_because": {k: f"{v} (not a JSON number)" for k, v in bad.items()}} if bad else safe
+    return {**safe, "non_finite": bad} if bad else safe
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """A `--json` file with its non-finite values restored (the inverse of `json_safe`)."""
+    payload = json.loads(path.read_text())
+    payload.update({k: float(v) for k, v in payload.pop("non_finite", {}).items()})
+    return payload
 
 
 def main(argv: list[str]) -> int:
