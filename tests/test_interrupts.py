@@ -90,12 +90,19 @@ def _assert_same_weights(done: Path, ref: Path) -> None:
                 assert torch.equal(got["state"][key][name], tensor), (key, name)
 
 
-def _stop_and_resume(fit_config, tmp_path: Path, signum: int, returncode: int) -> None:
-    config = fit_config(**_overrides(checkpoint_every=1000))  # no scheduled checkpoint before the signal
-    ref_root, root = tmp_path / "uninterrupted", tmp_path / "interrupted"
-    ref = _fit(config, ref_root, _env())
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, make_fit_config) -> tuple[Path, Path]:
+    """The config every test runs (no scheduled checkpoint before the signal) and its uninterrupted last.ckpt."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    config = make_fit_config(folder / "run.yaml", folder / "run", **_overrides(checkpoint_every=1000))
+    ref = _fit(config, folder / "run", _env())
     assert ref.returncode == 0, ref.stderr[-3000:]
+    return config, folder / "run" / "checkpoints" / "last.ckpt"
 
+
+def _stop_and_resume(uninterrupted: tuple[Path, Path], tmp_path: Path, signum: int, returncode: int) -> None:
+    config, reference = uninterrupted
+    root = tmp_path / "interrupted"
     code, stderr = _interrupt(config, root, _env(), signum)
     last = root / "checkpoints" / "last.ckpt"
     name = signal.Signals(signum).name
@@ -109,21 +116,21 @@ def _stop_and_resume(fit_config, tmp_path: Path, signum: int, returncode: int) -
     again = _fit(config, root, _env())
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming from {last}" in again.stdout
-    _assert_same_weights(last, ref_root / "checkpoints" / "last.ckpt")
+    _assert_same_weights(last, reference)
 
 
 @pytest.mark.slow  # three gan-lab processes
-def test_ctrl_c_writes_last_ckpt_and_the_same_command_resumes_to_the_uninterrupted_weights(fit_config, tmp_path):
-    _stop_and_resume(fit_config, tmp_path, signal.SIGINT, returncode=1)  # Lightning's KeyboardInterrupt exit
+def test_ctrl_c_writes_last_ckpt_and_the_same_command_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path):
+    _stop_and_resume(uninterrupted, tmp_path, signal.SIGINT, returncode=1)  # Lightning's KeyboardInterrupt exit
 
 
 @pytest.mark.slow  # three gan-lab processes
-def test_sigterm_writes_last_ckpt_and_the_same_command_resumes_to_the_uninterrupted_weights(fit_config, tmp_path):
-    _stop_and_resume(fit_config, tmp_path, signal.SIGTERM, returncode=128 + signal.SIGTERM)
+def test_sigterm_writes_last_ckpt_and_the_same_command_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path):
+    _stop_and_resume(uninterrupted, tmp_path, signal.SIGTERM, returncode=128 + signal.SIGTERM)
 
 
 @pytest.mark.slow  # three gan-lab processes
-def test_slurm_requeue_signal_checkpoints_at_a_step_boundary_through_lightnings_auto_requeue(fit_config, tmp_path):
+def test_slurm_requeue_signal_checkpoints_at_a_step_boundary_through_lightnings_auto_requeue(uninterrupted, tmp_path):
     """SLURM's SIGUSR1 before a time limit: Lightning writes `hpc_ckpt_1.ckpt` and runs `scontrol requeue
     <job>` (here a stand-in on PATH that records its arguments); SLURM then kills the job, and the
     requeued job's command resumes from that checkpoint."""
@@ -142,11 +149,8 @@ def test_slurm_requeue_signal_checkpoints_at_a_step_boundary_through_lightnings_
         "SLURM_NODEID": "0",
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
     }
-    config = fit_config(**_overrides(checkpoint_every=1000))
-    ref_root, root = tmp_path / "uninterrupted", tmp_path / "requeued_run"
-    ref = _fit(config, ref_root, _env())
-    assert ref.returncode == 0, ref.stderr[-3000:]
-
+    config, reference = uninterrupted
+    root = tmp_path / "requeued_run"
     code, stderr = _interrupt(config, root, _env(**slurm), signal.SIGUSR1, then_kill=requeued)
     assert code == -signal.SIGKILL, stderr[-3000:]
     assert requeued.read_text().split() == ["requeue", "4242"]
@@ -157,4 +161,4 @@ def test_slurm_requeue_signal_checkpoints_at_a_step_boundary_through_lightnings_
     again = _fit(config, root, _env(**slurm))
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming from {hpc}" in again.stdout
-    _assert_same_weights(root / "checkpoints" / "last.ckpt", ref_root / "checkpoints" / "last.ckpt")
+    _assert_same_weights(root / "checkpoints" / "last.ckpt", reference)
