@@ -367,9 +367,7 @@ class AdversarialModule(L.LightningModule):
         ]
         if hp.lr_decay == "none":
             return opts
-        total = self.trainer.max_steps if self._trainer is not None else -1
-        if total is None or total <= 0:
-            raise ValueError("model.lr_decay='linear' needs trainer.max_steps > 0 (the number of generator iterations)")
+        total = self.trainer.max_steps  # > 0: check_trainer refused anything else
         scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda it: max(0.0, 1.0 - it / total)) for o in opts]
         return opts, [{"scheduler": s, "interval": "step"} for s in scheds]
 
@@ -390,6 +388,11 @@ class AdversarialModule(L.LightningModule):
         clipping, the non-finite guard) would see them still scaled.
         """
         world = trainer.world_size
+        if self.hparams.lr_decay == "linear" and (trainer.max_steps is None or trainer.max_steps <= 0):
+            raise ValueError(
+                f"model.lr_decay='linear' is invalid with trainer.max_steps={trainer.max_steps}; allowed: "
+                "trainer.max_steps >= 1 (the decay runs over that many generator iterations), or model.lr_decay=none"
+            )
         if self.g_batch_size is not None and self.g_batch_size % world:
             raise ValueError(
                 f"model.g_batch_size={self.g_batch_size} is invalid with {world} processes; allowed: a multiple of "

@@ -110,6 +110,11 @@ CASES: dict[str, tuple[list[str], str, str]] = {
         "image_grid.every_n_steps=3 is invalid with model.iterations_per_batch=4",
         "a multiple of 4 (the step is checked once per Lightning batch)",
     ),
+    "lr_decay_without_max_steps": (
+        [*FIT, f"{M}lr_decay", "linear", "--trainer.max_steps=-1"],
+        "model.lr_decay='linear' is invalid with trainer.max_steps=-1",
+        "or model.lr_decay=none",
+    ),
     "dataset_unknown": (
         [*FIT, f"{D}dataset", "ring9"],
         "data.dataset='ring9' is unknown",
