@@ -70,7 +70,12 @@ class GANDataModule(L.LightningDataModule):
         return len(self.stored)
 
     def setup(self, stage: str | None = None) -> None:
-        self.stored  # noqa: B018  -- load once, early, so missing files fail before training starts
+        """Load once, early, so that missing files and a batch larger than the data fail before training."""
+        n = len(self.stored)
+        if stage == "fit" and self.batch_size > n:
+            raise ValueError(
+                f"data.batch_size={self.batch_size} is invalid for {self.name} ({n} samples); allowed: at most {n}"
+            )
 
     def _from_model(self, name: str, default: int) -> int:
         """What the model being trained says about the data stream (any model: `default`)."""

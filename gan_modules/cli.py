@@ -10,17 +10,22 @@ What the CLI adds to LightningCLI, in the order a run meets it:
   (inside a W&B sweep each agent run gets its own folder);
 - Weights & Biases as the default logger (`gan_modules.loggers`), with the full resolved config;
 - DDP made correct for alternating GAN updates (`make_ddp_gan_safe`);
-- checks that fail in one line, before any training: every invalid value names its key, the value
-  and what is allowed.
+- Ctrl-C, SIGTERM and SLURM's requeue signal acted on at a step boundary, with a checkpoint
+  (`gan_modules.callbacks.interrupt`, docs/interrupts.md);
+- checks that fail in one line, before any training and before any file of the run is written:
+  every invalid value names its key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import logging
 import os
 import pkgutil
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -29,15 +34,19 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from datamodules import GANDataModule
 from gan_modules.callbacks import GeneratorProgressBar, ImageGrid, RunCheckpoint
+from gan_modules.callbacks.interrupt import StepBoundarySignals
 from gan_modules.callbacks.metrics import GenerativeMetrics
 from gan_modules.callbacks.nan_guard import NonFiniteGuard
+from gan_modules.checkpoints import check_resumable, read_checkpoint
 from gan_modules.compose import CONFIGS, expand, presets
 from gan_modules.engine import AdversarialModule, NonFiniteLossError
 from gan_modules.loggers import WandbRunLogger
@@ -45,13 +54,8 @@ from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 DEFAULTS = CONFIGS / "defaults.yaml"  # the trainer and logger block of every run
-SUMMARY_METRICS = (
-    "fid",
-    "classes_covered",
-    "modes",
-    "high_quality",
-    "emd",
-)  # the closing line's metrics, when measured
+SUMMARY_METRICS = ("fid", "classes_covered", "modes", "high_quality", "emd")  # the closing line's, when measured
+LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # `--ckpt_path` values Lightning resolves itself
 
 
 def make_ddp_gan_safe(strategy: Any, model: LightningModule) -> None:
@@ -103,6 +107,40 @@ def resume_checkpoint(root: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+def check_checkpoint_file(config: Any) -> None:
+    """An explicit `--ckpt_path` must be a readable gan-lab checkpoint: LightningCLI loads it right after
+    parsing (for its hyperparameters), and a missing, truncated or foreign file would end in a traceback."""
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
+        try:
+            read_checkpoint(ckpt_path, "ckpt_path")
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from err
+
+
+def check_max_steps(subcommand: str, trainer: Any) -> None:
+    """A fit of no generator iterations would report checkpoints and samples it never wrote."""
+    steps = trainer.get("max_steps")
+    if subcommand == "fit" and steps is not None and (steps == 0 or steps < -1):
+        raise ValueError(
+            f"trainer.max_steps={steps} is invalid; allowed: an integer >= 1 (generator iterations), or -1 for no limit"
+        )
+
+
+def check_run_settings(config: Any, trainer: Trainer, model: LightningModule) -> None:
+    """What LightningCLI would only find out after the run's files exist: fp16 on a CPU, and a
+    checkpoint (`--ckpt_path`, or the run's own `last.ckpt`) shaped for other networks."""
+    precision = str(config["trainer"].get("precision"))
+    if precision in ("16", "16-mixed") and isinstance(trainer.accelerator, CPUAccelerator):
+        raise ValueError(
+            f"trainer.precision={precision!r} is invalid on a CPU (Lightning would run bf16-mixed instead, about "
+            "15x slower than 32-true); allowed: 32-true, or bf16-mixed to ask for it"
+        )
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path is not None and str(ckpt_path) not in LIGHTNING_CKPT_NAMES:
+        check_resumable(ckpt_path, model)  # an explicit path was found readable by `check_checkpoint_file`
+
+
 def _has_parametrizations(module: LightningModule) -> bool:
     from torch.nn.utils import parametrize
 
@@ -111,7 +149,25 @@ def _has_parametrizations(module: LightningModule) -> bool:
 
 class SaveRunConfig(SaveConfigCallback):
     """Writes `config.yaml` to the run folder (Lightning's behaviour) and sends the same fully
-    resolved config to every W&B logger, so a run's page shows exactly what produced it."""
+    resolved config to every W&B logger, so a run's page shows exactly what produced it.
+
+    Lightning writes it at `setup`, before the checkpoint is restored; a command that fails there
+    would overwrite the config of the run it meant to resume. It is written when the loop starts."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Deferred to the start of the loop (class docstring)."""
+
+    def _write(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().setup(trainer, pl_module, str(trainer.state.stage))
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._write(trainer, pl_module)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.state.fn != "fit":  # in a fit, validation (the sanity check) precedes the loop's start
+            self._write(trainer, pl_module)
+
+    on_test_start = on_validation_start
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
@@ -129,12 +185,18 @@ class GanLabCLI(LightningCLI):
         for callback in (RunCheckpoint, ImageGrid, NonFiniteGuard):
             parser.add_lightning_class_args(callback, callback.config_key)
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        if self.config.get("subcommand"):
+            check_checkpoint_file(self.config[self.config.subcommand])
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         trainer = config["trainer"]
         sweep, sweep_run = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
         if sweep and sweep_run:  # a W&B agent reuses one command: give each of its runs its own folder
             trainer["default_root_dir"] = str(Path(trainer["default_root_dir"]) / f"sweep-{sweep}" / sweep_run)
+        check_max_steps(self.subcommand, trainer)
         root = Path(trainer["default_root_dir"])
         loggers = trainer.get("logger")
         for spec in loggers if isinstance(loggers, list) else [loggers]:
@@ -149,6 +211,7 @@ class GanLabCLI(LightningCLI):
                 config["ckpt_path"] = str(last)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        callbacks = [*callbacks, StepBoundarySignals()]
         if config.get("enable_progress_bar") is not False:  # count generator iterations, not batches
             callbacks = [*callbacks, GeneratorProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
@@ -169,6 +232,7 @@ class GanLabCLI(LightningCLI):
             )
         if isinstance(self.model, AdversarialModule):
             self.model.check_trainer(self.trainer)
+        check_run_settings(self.config[self.subcommand], self.trainer, self.model)
         try:
             self.datamodule.setup("fit")  # loads the data now, so a missing dataset fails here, in one line
         except FileNotFoundError as err:
@@ -223,6 +287,7 @@ def _commands() -> dict[str, ModuleType]:
 def run_lightning(args: list[str]) -> GanLabCLI:
     strict = {"exit_on_error": False}  # parse errors come back as exceptions, printed in one line by main()
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    warnings.filterwarnings("ignore", message=".*AMP with fp16 is not supported on CPU")  # refused in one line
     return GanLabCLI(
         AdversarialModule,
         GANDataModule,
@@ -247,6 +312,9 @@ def one_line_parse_error(message: str) -> str:
         r"Expected a dot import path string: (\S+)", message
     )
     keys = re.findall(r'Parser key "([^"]+)"', message)
+    rejected = unknown_option(message, keys)
+    if rejected:
+        return rejected
     if bad_class and keys[:1] == ["model"] and len(keys) == 1:
         return (
             f"model={bad_class.group(1)!r} is unknown; allowed: {', '.join(presets())}, a config file or a class path"
@@ -256,6 +324,59 @@ def one_line_parse_error(message: str) -> str:
     details = [line for line in lines if line and not line.startswith(noise) and "NoneType" not in line]
     detail = details[-1] if details else lines[0]
     return f"{'.'.join(keys)}: {detail}" if keys else detail
+
+
+def unknown_option(message: str, keys: list[str]) -> str | None:
+    """`--model.init_args.n_critc 5` -> that `n_critc` is not an option of the class (with the closest
+    real one), rather than jsonargparse's report, which reads as if the class itself were unknown."""
+    found = re.search(r"Problem with given class_path '([^']+)':\s*Option '([^']+)' is not accepted", message)
+    if not found or not keys:
+        return None
+    class_path, option = found.groups()
+    module, _, name = class_path.rpartition(".")
+    options = init_options(getattr(importlib.import_module(module), name))
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return (
+        f"{keys[0]}.init_args.{option}: {option!r} is not an option of {class_path}{hint}; "
+        f"allowed: {', '.join(options)}"
+    )
+
+
+def init_options(cls: type) -> list[str]:
+    """The keyword arguments `cls(...)` accepts, following `**kwargs` up the base classes (as jsonargparse does)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]
+        names += [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def yaml_syntax_error(args: list[str]) -> str | None:
+    """A `--config` file that is not valid YAML -> `file:line:column: problem` (jsonargparse names neither)."""
+    paths = [value for flag, value in zip(args, args[1:], strict=False) if flag == "--config"]
+    paths += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for path in paths:
+        if not Path(path).is_file():
+            continue
+        try:
+            yaml.safe_load(Path(path).read_text())
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {err.problem or err.context}"
+    return None
+
+
+def negative_value_hint(args: list[str]) -> str | None:
+    """`--model.init_args.lr_g -1e-4`: argparse reads a value that starts with '-' as the next option."""
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag.startswith("--") and "=" not in flag and re.fullmatch(r"-(\d|\.\d|inf)\S*", value):
+            return f"{flag} {value}: a value that starts with '-' is read as an option; write {flag}={value}"
+    return None
 
 
 def innermost_message(err: BaseException) -> str:
@@ -314,11 +435,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan-lab: error: {innermost_message(err)}", file=sys.stderr)
         return 2
     except ArgumentError as err:
-        print(f"gan-lab: error: {one_line_parse_error(str(err))}", file=sys.stderr)
+        line = yaml_syntax_error(args) or negative_value_hint(args) or one_line_parse_error(str(err))
+        print(f"gan-lab: error: {line}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:  # the last checkpoint on disk is from before the bad step
         print(f"gan-lab: stopped: {err}", file=sys.stderr)
         return 3
+    except SIGTERMException:  # StepBoundarySignals saved last.ckpt and said where
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:  # Ctrl-C before the trainer started (inside it, Lightning exits 1)
+        print("gan-lab: interrupted before training started; nothing was written", file=sys.stderr)
+        return 128 + signal.SIGINT
     return 0
 
 

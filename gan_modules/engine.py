@@ -121,6 +121,7 @@ class AdversarialModule(L.LightningModule):
         _check(all(0 <= b < 1 for b in betas), "model.betas", list(betas), "two floats in [0, 1)")
         _check(optimizer in ("adam", "rmsprop", "sgd"), "model.optimizer", optimizer, "adam, rmsprop, sgd")
         _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
+        _check(len(betas) == 2 and all(0 <= b < 1 for b in betas), "model.betas", betas, "two floats in [0, 1)")
         _check(ema_decay is None or 0 <= ema_decay < 1, "model.ema_decay", ema_decay, "null or a float in [0, 1)")
         _check(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "null or a float > 0")
         _check(
@@ -465,9 +466,7 @@ class AdversarialModule(L.LightningModule):
         ]
         if hp.lr_decay == "none":
             return opts
-        total = self.trainer.max_steps if self._trainer is not None else -1
-        if total is None or total <= 0:
-            raise ValueError("model.lr_decay='linear' needs trainer.max_steps > 0 (the number of generator iterations)")
+        total = self.trainer.max_steps  # > 0: check_trainer refused anything else
         scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda it: max(0.0, 1.0 - it / total)) for o in opts]
         return opts, [{"scheduler": s, "interval": "step"} for s in scheds]
 
@@ -491,6 +490,11 @@ class AdversarialModule(L.LightningModule):
         clipping, the non-finite guard) would see them still scaled.
         """
         world = trainer.world_size
+        if self.hparams.lr_decay == "linear" and (trainer.max_steps is None or trainer.max_steps <= 0):
+            raise ValueError(
+                f"model.lr_decay='linear' is invalid with trainer.max_steps={trainer.max_steps}; allowed: "
+                "trainer.max_steps >= 1 (the decay runs over that many generator iterations), or model.lr_decay=none"
+            )
         if self.g_batch_size is not None and self.g_batch_size % world:
             raise ValueError(
                 f"model.g_batch_size={self.g_batch_size} is invalid with {world} processes; allowed: a multiple of "

@@ -82,6 +82,18 @@ def fit_yaml(path: Path, **overrides: Any) -> Path:
     return path
 
 
+def write_fit_config(path: Path, root: Path, **overrides: Any) -> Path:
+    """`fit_yaml` with a CSV logger and its run root at `root`, then `overrides` (section by section)."""
+    base = {"trainer": {"default_root_dir": str(root), "logger": CSV_LOGGER}}
+    return fit_yaml(path, **merged(base, overrides))
+
+
+@pytest.fixture(scope="session")
+def make_fit_config():
+    """`write_fit_config` itself, for fixtures of any scope."""
+    return write_fit_config
+
+
 @pytest.fixture
 def toy_config(tmp_path):
     """The toy fit config with a CSV logger and its run root at tmp_path/run (returns its path)."""

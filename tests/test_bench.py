@@ -140,7 +140,7 @@ variants:
     )
     out = root / "out"
     argv = ["--config", str(grid), "--out", str(out), "--threads", "1"]
-    assert bench.main(argv) == 0
+    assert bench.main(argv) == 1  # the broken variant's cells failed
     return {"root": root, "out": out, "argv": argv, "runs": out / "runs"}
 
 
@@ -231,7 +231,7 @@ def test_tiny_bench_rerun_skips_finished_runs(tiny_bench):
 
     result = tiny_bench["runs"] / "wgan_gp" / "ring8" / "seed0" / "result.json"
     before = result.stat().st_mtime_ns, (result.parent / "fit.log").read_text()
-    assert bench.main(tiny_bench["argv"]) == 0
+    assert bench.main(tiny_bench["argv"]) == 1  # still the broken variant's cells
     assert (result.stat().st_mtime_ns, (result.parent / "fit.log").read_text()) == before
 
 
@@ -241,7 +241,7 @@ def test_tiny_bench_report_only_rebuilds_the_same_tables(tiny_bench, tmp_path):
 
     argv = [*tiny_bench["argv"], "--report_only", "--runs_dir", str(tiny_bench["runs"])]
     argv[argv.index("--out") + 1] = str(tmp_path)
-    assert bench.main(argv) == 0
+    assert bench.main(argv) == 1
     assert (tmp_path / "summary.csv").read_text() == (tiny_bench["out"] / "summary.csv").read_text()
     assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()
 
@@ -254,7 +254,7 @@ def test_tiny_bench_part_of_the_grid_still_reports_every_finished_cell(tiny_benc
 
     argv = [*tiny_bench["argv"], "--variants", "sngan", "--runs_dir", str(tiny_bench["runs"])]
     argv[argv.index("--out") + 1] = str(tmp_path)
-    assert bench.main(argv) == 0  # every sngan cell is finished: nothing trains
+    assert bench.main(argv) == 1  # nothing trains; the report still holds the broken cells
     assert (tmp_path / "runs.csv").read_text() == (tiny_bench["out"] / "runs.csv").read_text()
     report = (tmp_path / "results.md").read_text()
     assert "| wgan_gp | 2 |" in report and "--variants" not in report
@@ -330,7 +330,7 @@ def test_tiny_bench_curves_leave_out_runs_without_a_result(tiny_bench, tmp_path)
     (runs / "wgan_gp" / "ring8" / "seed1" / "result.json").unlink()
     argv = [*tiny_bench["argv"], "--report_only", "--runs_dir", str(runs)]
     argv[argv.index("--out") + 1] = str(tmp_path / "out")
-    assert bench.main(argv) == 0
+    assert bench.main(argv) == 1  # the broken cells
     before = {(c["variant"], c["seed"]) for c in _csv(tiny_bench["out"] / "curves.csv")}
     after = {(c["variant"], c["seed"]) for c in _csv(tmp_path / "out" / "curves.csv")}
     assert before - after == {("wgan_gp", "1")} and ("wgan_gp", "0") in after

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -47,19 +48,27 @@ def digits_ckpt(tmp_path_factory) -> Path:
     return _checkpoint(tmp_path_factory.mktemp("digits"), model, DigitsDataModule(image_size=8, batch_size=32))
 
 
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def test_points_checkpoint_gets_mode_metrics_and_emd_in_table_and_json(toy_ckpt, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert evaluate.main(["--ckpt_path", str(toy_ckpt), "--num", "500", "--json", str(out)]) == 0
-    payload = json.loads(out.read_text())
+    payload = json.loads(out.read_text(), parse_constant=_not_json)
     fake = generated_samples(load_module(toy_ckpt), 500, 100, seed=0)
     dm = Toy2DDataModule("ring8", size=1500, batch_size=64)
-    expected = {**mode_metrics(fake, dm.modes, dm.mode_std), "emd": exact_emd(fake, dm.real_samples(1500, seed=0))}
-    assert {k: payload[k] for k in expected} == pytest.approx(expected)
+    expected = {**mode_metrics(fake, dm.modes, dm.mode_std), "emd": exact_emd(fake, dm.real_samples(500, seed=0))}
+    assert expected["reverse_kl"] == math.inf  # after 3 iterations no generated point is near a mode
+    assert payload["reverse_kl"] is None and payload["non_finite"] == {"reverse_kl": "inf"}
+    assert evaluate.read_results(out)["reverse_kl"] == math.inf
+    finite = {k: v for k, v in expected.items() if math.isfinite(v)}
+    assert {k: payload[k] for k in finite} == pytest.approx(finite)
     protocol = payload["protocol"]
-    assert protocol["num_fake"] == 500 and protocol["num_real"] == 1500  # default 2,500 capped at the data size
+    assert protocol["num_fake"] == 500 and protocol["num_real"] == 500  # --num_real defaults to --num
     assert payload["step"] == 3 and payload["ckpt_path"] == str(toy_ckpt)
     table = capsys.readouterr().out
-    assert "500 generated vs 1500 real (ring8 train split)" in table and "reverse_kl" in table and "emd" in table
+    assert "500 generated vs 500 real (ring8 train split)" in table and "reverse_kl" in table and "emd" in table
 
 
 def test_image_checkpoint_metrics_equal_torch_fidelity(digits_ckpt, tmp_path):

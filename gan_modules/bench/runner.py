@@ -132,7 +132,7 @@ def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any]
             code = evaluate_command.main(evaluate_args(folder / LAST_CHECKPOINT, options, out))
         except SystemExit as exit_:  # argparse errors
             code = int(exit_.code or 1)
-    payload = json.loads(out.read_text()) if code == 0 and out.is_file() else {}
+    payload = evaluate_command.read_results(out) if code == 0 and out.is_file() else {}
     return code, payload, buffer.getvalue()
 
 

@@ -69,3 +69,10 @@ class RunCheckpoint(ModelCheckpoint):
         candidates = self._monitor_candidates(trainer)
         self._save_topk_checkpoint(trainer, candidates)
         self._save_last_checkpoint(trainer, candidates)
+
+    def save_last_now(self, trainer: L.Trainer) -> Path | None:
+        """Write `last.ckpt` for the current generator iteration unless it already holds it (an
+        interrupt at a step boundary, `StepBoundarySignals`); its path, or None with `save_last` off."""
+        if self._last_global_step_saved < trainer.global_step or not self.last_model_path:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return Path(self.last_model_path) if self.save_last and self.last_model_path else None

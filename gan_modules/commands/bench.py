@@ -94,4 +94,8 @@ def main(argv: list[str]) -> int:
     report = write_report(grid, results, runs_dir, out, command, args.threads)
     print(report.read_text())
     print(f"gan-lab {NAME}: wrote {report} (+ summary.csv, runs.csv) from {len(results)} runs")
+    failed = [r for r in results if r["status"] != "ok"]
+    if failed:  # a grid with a failed cell is not a result to build on: say so in the exit status
+        print(f"gan-lab {NAME}: {len(failed)} of {len(results)} runs failed (listed in {report})", file=sys.stderr)
+        return 1
     return 0

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,18 +31,34 @@ def _table(results: dict[str, float], protocol: dict) -> str:
     return "\n".join([about, *lines])
 
 
+def json_safe(results: dict[str, float]) -> dict[str, Any]:
+    """JSON has no Infinity or NaN: such a value is written as null and listed, as a string, under
+    `non_finite` (e.g. reverse_kl is inf when no generated point lies near any mode)."""
+    bad = {k: str(v) for k, v in results.items() if not math.isfinite(v)}
+    safe: dict[str, Any] = {k: (None if k in bad else v) for k, v in results.items()}
+    return {**safe, "non_finite": bad} if bad else safe
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """A `--json` file with its non-finite values restored (the inverse of `json_safe`)."""
+    payload = json.loads(path.read_text())
+    payload.update({k: float(v) for k, v in payload.pop("non_finite", {}).items()})
+    return payload
+
+
 def main(argv: list[str]) -> int:
     from datamodules import MissingDataError
     from gan_modules.checkpoints import load_datamodule, load_module, read_checkpoint
     from gan_modules.metrics.collective import SingleProcess
     from gan_modules.metrics.extractors import EXTRACTORS, MissingWeightsError
     from gan_modules.metrics.suite import ALL_METRICS, MetricSettings, build_evaluator
+    from gan_modules.paths import check_output_file
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--num", type=int, default=None, help="generated samples (default 10000 images, 2500 points)")
     parser.add_argument("--num_real", type=int, default=None, help="real samples (default as --num, at most all)")
-    parser.add_argument("--extractor", default="inception", choices=sorted(EXTRACTORS))
+    parser.add_argument("--extractor", default=None, choices=sorted(EXTRACTORS), help="images only (default inception)")
     parser.add_argument("--weights_path", default=None, help="local extractor weights (no internet)")
     parser.add_argument(
         "--metrics",
@@ -61,8 +79,8 @@ def main(argv: list[str]) -> int:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     settings = MetricSettings(
         num_fake=args.num,
-        num_real=args.num_real,
-        extractor=args.extractor,
+        num_real=args.num_real if args.num_real is not None else args.num,
+        extractor=args.extractor or "inception",
         weights_path=args.weights_path,
         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
         batch_size=args.batch_size,
@@ -73,9 +91,15 @@ def main(argv: list[str]) -> int:
     )
     try:
         settings.validate(prefix="evaluate")
+        out = check_output_file("--json", args.json) if args.json else None
         checkpoint = read_checkpoint(args.ckpt_path)
-        module = load_module(args.ckpt_path).to(device)
         dm = load_datamodule(args.ckpt_path)
+        if dm.kind == "points" and args.extractor is not None:
+            raise ValueError(
+                f"--extractor={args.extractor!r} is invalid for a checkpoint of 2D points (their metrics use no "
+                "features); allowed: no --extractor"
+            )
+        module = load_module(args.ckpt_path).to(device)
         evaluator = build_evaluator(dm.kind, settings, device)
         results = evaluator.evaluate(module, dm, SingleProcess())
     except (MissingWeightsError, MissingDataError, FileNotFoundError, ValueError) as err:
@@ -83,11 +107,10 @@ def main(argv: list[str]) -> int:
         return 2
     protocol = evaluator.protocol(dm, module)
     print(_table(results, protocol))
-    if args.json:
-        out = Path(args.json)
+    if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            **results,
+            **json_safe(results),
             "protocol": protocol,
             "ckpt_path": str(args.ckpt_path),
             "step": checkpoint.get("global_step"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 
 import numpy as np
 
 from datamodules import to_uint8_images
 from gan_modules.checkpoints import load_module
+from gan_modules.paths import check_output_file
 
 NAME = "sample"
 HELP = "write N generator samples from a checkpoint to an .npz file (key 'samples')"
@@ -23,13 +24,17 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.num < 1:
         parser.error(f"--num={args.num} is invalid; allowed: an integer >= 1")
-    module = load_module(args.ckpt_path)
+    try:
+        out = check_output_file("--out", args.out, ".npz")
+        module = load_module(args.ckpt_path)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
+        return 2
     samples = module.sample(args.num, seed=args.seed).cpu()
     if samples.dim() == 4:  # images: uint8 (N, H, W, C), 0..255
         array = to_uint8_images(samples).permute(0, 2, 3, 1).numpy()
     else:  # points: float32 (N, D) in data units
         array = samples.float().numpy()
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, samples=array)
     print(f"gan-lab: wrote {len(array)} samples {array.dtype} {array.shape[1:]} -> {out}")
