@@ -317,7 +317,7 @@ def one_line_parse_error(message: str) -> str:
         return rejected
     if bad_class and keys[:1] == ["model"] and len(keys) == 1:
         return (
-            f"model={bad_class.group(1)!r} is unknown; allowed: {', '.join(presets())}, a config file or a class path"
+            f"model={bad_class.group(1)!r} is unknown; allowed: {', '.join(presets())} or a config file or class path"
         )
     noise = ("Problem with given class_path", "Subtypes:", "Errors:", "Given value", "Does not validate")
     lines = [re.sub(r'^Parser key "[^"]+":?', "", line.strip(" -")).strip(" :") for line in message.splitlines()]

@@ -118,7 +118,6 @@ class AdversarialModule(L.LightningModule):
         _check(z_prior in Z_PRIORS, "model.z_prior", z_prior, ", ".join(Z_PRIORS))
         _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
-        _check(all(0 <= b < 1 for b in betas), "model.betas", list(betas), "two floats in [0, 1)")
         _check(optimizer in ("adam", "rmsprop", "sgd"), "model.optimizer", optimizer, "adam, rmsprop, sgd")
         _check(lr_decay in ("none", "linear"), "model.lr_decay", lr_decay, "none, linear")
         _check(len(betas) == 2 and all(0 <= b < 1 for b in betas), "model.betas", betas, "two floats in [0, 1)")

@@ -68,7 +68,7 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     # messages
     "misspelled_model_key": (
         [*FIT, f"{M}n_critc", "5"],
-        "model.init_args.n_critc: 'n_critc' is not an option of gan_modules.WGANGP (did you mean n_critic?)",
+        "model.init_args.n_critc: 'n_critc' is not an option of gan_modules.AdversarialModule (did you mean n_critic?)",
         ", iterations_per_batch",
     ),
     "misspelled_data_key": (
@@ -104,7 +104,11 @@ CASES: dict[str, tuple[list[str], str, str]] = {
         "model.iterations_per_batch=0 is invalid",
         "an integer >= 1",
     ),
-    "gp_weight_negative": ([*FIT, f"{M}gp_weight=-1"], "model.gp_weight=-1", ">= 0"),
+    "penalty_weight_negative": (
+        [*FIT, f"{M}regularizers", "[{name: gradient_penalty, weight: -1}]"],
+        "model.regularizers.weight=-1 is invalid for gradient_penalty",
+        "a float >= 0",
+    ),
     "interval_vs_iterations_per_batch": (
         [*FIT, f"{M}iterations_per_batch", "4"],
         "image_grid.every_n_steps=3 is invalid with model.iterations_per_batch=4",
@@ -134,12 +138,12 @@ CASES: dict[str, tuple[list[str], str, str]] = {
     "variant_unknown": (
         [*FIT, "--model", "wgan_gpp"],
         "model='wgan_gpp' is unknown",
-        "or a class path such as gan_modules.WGANGP",
+        "or a config file or class path",
     ),
     "class_path_unknown": (
         [*FIT, "--model", "gan_modules.NoSuchGAN"],
         "model='gan_modules.NoSuchGAN' is unknown",
-        "such as gan_modules.WGANGP",
+        "or a config file or class path",
     ),
     # checkpoints given to fit, validate and test
     "fit_ckpt_missing": (

@@ -84,7 +84,10 @@ def test_intra_fid_is_the_fid_of_each_class_and_their_mean():
 def test_the_evaluator_reports_density_and_coverage_of_its_own_features():
     name = extractor_fixtures.register()
     torch.manual_seed(0)
-    model, dm = AdversarialModule(loss="non_saturating", data_shape=(1, 8, 8), **TINY_NETS), DigitsDataModule(image_size=8, batch_size=32)
+    model, dm = (
+        AdversarialModule(loss="non_saturating", data_shape=(1, 8, 8), **TINY_NETS),
+        DigitsDataModule(image_size=8, batch_size=32),
+    )
     settings = MetricSettings(num_fake=90, num_real=120, extractor=name, metrics=["fid", "dc"], batch_size=40)
     evaluator = ImageEvaluator(settings)
     results = evaluator.evaluate(model, dm, SingleProcess())
@@ -105,7 +108,10 @@ def digits_classifier(tmp_path_factory) -> Path:
 
 def test_intra_fid_in_the_evaluator_classes_samples_by_the_classifiers_prediction(digits_classifier):
     torch.manual_seed(1)
-    model, dm = AdversarialModule(loss="non_saturating", data_shape=(1, 8, 8), **TINY_NETS), DigitsDataModule(image_size=8, batch_size=32)
+    model, dm = (
+        AdversarialModule(loss="non_saturating", data_shape=(1, 8, 8), **TINY_NETS),
+        DigitsDataModule(image_size=8, batch_size=32),
+    )
     settings = MetricSettings(
         num_fake=400,
         num_real=1797,

@@ -89,10 +89,20 @@ def test_grayscale_only_extractor_rejects_rgb_data(trained_digits_classifier):
         extractor(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
 
 
-def test_missing_digit_classifier_says_how_to_make_it(tmp_path, monkeypatch):
+def test_missing_mnist_classifier_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path))
-    with pytest.raises(MissingWeightsError, match=r"gan-lab train-evaluator --dataset digits"):
-        FeatureExtractor("digits-classifier")
+    with pytest.raises(MissingWeightsError, match=r"gan-lab train-evaluator --dataset mnist"):
+        FeatureExtractor("mnist-classifier")
+
+
+@pytest.mark.slow
+def test_the_bundled_digits_classifier_is_trained_on_first_use(tmp_path, monkeypatch):
+    """The digits ship with scikit-learn, so a missing classifier is trained (and cached) instead of
+    failing; it then classifies the real digits it was trained on as well as `gan-lab train-evaluator`'s."""
+    monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path))
+    FeatureExtractor("digits-classifier")
+    saved = torch.load(tmp_path / "evaluators" / "digits-classifier.pt", weights_only=False)
+    assert saved["heldout_accuracy"] > 0.95
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ class RecordingTask:
     """Runs no fit: each trial appends `<pid> <index>` to a file (appends of one short line are atomic)."""
 
     log: Path
-    heartbeat_s: float = 1.0
+    heartbeat_s: float = 10.0  # a stale-trial grace of 20 s: a loaded machine delays beats by seconds
 
     def names(self) -> list[str]:
         return ["q"]
@@ -208,7 +208,9 @@ def _tiny_study(root: Path, heartbeat_s: float = 60.0) -> Path:
         "sngan": "    loss: hinge\n    constraint: spectral_norm",
     }
     for name, objective in objectives.items():
-        (root / f"{name}.yaml").write_text(TINY_FIT.replace("{objective}", objective).replace("{{", "{").replace("}}", "}"))
+        (root / f"{name}.yaml").write_text(
+            TINY_FIT.replace("{objective}", objective).replace("{{", "{").replace("}}", "}")
+        )
     path = root / "study.yaml"
     path.write_text(f"""
 name: tiny
@@ -396,5 +398,7 @@ def test_the_toy2d_study_gives_both_networks_one_drawn_learning_rate(tmp_path):
     args = trial_fit_args(study, objective, 0, 0, point["params"], tmp_path)
     assert f"--model.init_args.lr_g={json.dumps(lr)}" in args and f"--model.init_args.lr_d={json.dumps(lr)}" in args
     assert 1e-5 <= lr <= 1e-2 and "--data.init_args.dataset=grid25" in args
+    gp = point["params"]["gp_weight"]  # a variable of the objective's arguments, drawn log-uniformly
+    assert f"--model.init_args.regularizers=[{{name: gradient_penalty, weight: {json.dumps(gp)}}}]" in args
     assert "--trainer.max_steps" not in " ".join(args)  # max_steps travels in the overrides config
     assert yaml.safe_load((tmp_path / "bench_run.yaml").read_text())["trainer"]["max_steps"] == study.max_steps

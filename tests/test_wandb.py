@@ -17,10 +17,11 @@ import pytest
 import yaml
 from conftest import fit_yaml
 from PIL import Image
+from wandb_offline import read_offline_run
 
 from gan_modules import loggers
 from gan_modules.cli import main
-from gan_modules.loggers import WandbRunLogger, read_offline_run, resolve_mode
+from gan_modules.loggers import WandbRunLogger, resolve_mode
 
 
 @pytest.fixture
@@ -40,8 +41,11 @@ def _csv_metrics(root: Path) -> dict[int, dict[str, float]]:
 
 
 def test_default_logger_writes_an_offline_run_with_config_metrics_and_grids(tmp_path, no_wandb_account, capsys):
-    # no logger set: configs/defaults.yaml's W&B + CSV loggers, as in any run
-    trainer = {"max_steps": 4, "logger": None}
+    # the W&B logger of configs/defaults.yaml on its own, with its defaults (a CSV logger is added below)
+    trainer = {
+        "max_steps": 4,
+        "logger": {"class_path": "gan_modules.loggers.WandbRunLogger", "init_args": {"save_dir": "."}},
+    }
     config = fit_yaml(
         tmp_path / "run.yaml", trainer=trainer, image_grid={"every_n_steps": 2}, data={"init_args": {"batch_size": 16}}
     )

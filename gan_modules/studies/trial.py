@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import optuna
@@ -16,7 +17,7 @@ from optuna.distributions import BaseDistribution
 from gan_modules.bench.runner import LAST_CHECKPOINT, OVERRIDES_FILE, RESULT_FILE, curve_args, evaluate, fit, log_tail
 from gan_modules.studies.config import Objective, Study
 from gan_modules.studies.runner import Outcome
-from gan_modules.studies.space import fit_arguments
+from gan_modules.studies.space import arg_value, fit_arguments
 
 NONFINITE_EXIT = 3  # `gan-lab fit` stopped at a non-finite loss (gan_modules.cli.main)
 
@@ -45,7 +46,10 @@ def trial_fit_args(
     path = folder / OVERRIDES_FILE
     path.write_text(yaml.safe_dump(overrides, sort_keys=False))
     args = ["fit", *[a for c in objective.configs for a in ("--config", str(c))], "--config", str(path)]
-    args += [*study.fit_args, *objective.args, *fit_arguments(params), f"--data.init_args.seed={seed}"]
+    variables = {k: arg_value(v) for k, v in params.items() if "." not in k}  # `${name}` in an objective's args
+    keys = {k: v for k, v in params.items() if "." in k}
+    objective_args = [Template(a).substitute(variables) for a in objective.args]
+    args += [*study.fit_args, *objective_args, *fit_arguments(keys), f"--data.init_args.seed={seed}"]
     if study.curves is not None:
         args += curve_args(study.curves)
     if study.wandb:  # one W&B group per study; tags find an objective's trials (gan_modules.loggers)

@@ -53,7 +53,9 @@ def check_gather_order(coll: StrategyCollective, root: Path) -> None:
     (root / f"gather_rank{coll.rank}.json").write_text(json.dumps(results))
 
 
-def classes_and_modes(model: AdversarialModule, dm: DigitsDataModule, args: argparse.Namespace, coll: StrategyCollective) -> dict:
+def classes_and_modes(
+    model: AdversarialModule, dm: DigitsDataModule, args: argparse.Namespace, coll: StrategyCollective
+) -> dict:
     """Classifier-extractor metrics on the trained model and Stacked MNIST modes of a fresh 3-channel one."""
     classifier, cache = args.classifier, str(Path(args.root) / "cache")
     counts = {"num_fake": 90, "num_real": 100, "batch_size": 16}
