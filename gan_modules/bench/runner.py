@@ -101,15 +101,21 @@ def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dic
     }
 
 
-def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
-    """`gan-lab evaluate` of `last.ckpt`, in this process (no second interpreter start-up per run)."""
+def evaluate(
+    folder: Path,
+    options: dict[str, Any],
+    checkpoint: Path = LAST_CHECKPOINT,
+    out_name: str = EVALUATION_FILE,
+) -> tuple[int, dict[str, Any], str]:
+    """`gan-lab evaluate` of `<folder>/<checkpoint>` (the final model by default), in this process
+    (no second interpreter start-up per run); the JSON goes to `<folder>/<out_name>`."""
     from gan_modules.commands import evaluate as evaluate_command
 
-    out = folder / EVALUATION_FILE
+    out = folder / out_name
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
         try:
-            code = evaluate_command.main(evaluate_args(folder / LAST_CHECKPOINT, options, out))
+            code = evaluate_command.main(evaluate_args(folder / checkpoint, options, out))
         except SystemExit as exit_:  # argparse errors
             code = int(exit_.code or 1)
     payload = json.loads(out.read_text()) if code == 0 and out.is_file() else {}
