@@ -21,7 +21,7 @@ from gan_modules.bench.shipped import (
     markdown_table,
     run_config,
 )
-from gan_modules.checkpoints import load_datamodule, load_module
+from gan_modules.checkpoints import load_datamodule, load_module, read_checkpoint
 from gan_modules.cli import GanLabCLI, main
 from gan_modules.engine import AdversarialModule
 from gan_modules.metrics.suite import generated_samples
@@ -79,12 +79,18 @@ def test_command_rejects_bad_input_in_one_line(tmp_path, capsys):
 
 
 def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_config, tmp_path, monkeypatch):
-    """A real `gan-lab fit` subprocess: step0.ckpt holds exactly the generator the CLI builds from the
-    config (instantiated here without training), and the table's scores are the EMDs of both."""
+    """`gan-lab shipped` end to end on one config (a real `gan-lab fit` subprocess): step0.ckpt holds
+    exactly the generator the CLI builds from the config (instantiated here without training), and
+    the table's scores are the exact EMDs of that generator and of the trained one."""
     monkeypatch.chdir(tmp_path)
-    result = run_config(ShippedConfig("wgan_gp/ring8", ("--config", str(toy_config))), tmp_path / "runs", 30)
+    configs = tmp_path / "configs"
+    (configs / "wgan_gp").mkdir(parents=True)
+    (configs / "wgan_gp" / "ring8.yaml").write_text(toy_config.read_text())
+    code = main(["shipped", "--configs_dir", str(configs), "--max_steps", "30", "--out", str(tmp_path / "out")])
+    folder = tmp_path / "out" / "runs" / "wgan_gp" / "ring8"
+    result = json.loads((folder / "result.json").read_text())
     assert result["status"] == "ok", result.get("error")
-    folder = tmp_path / "runs" / "wgan_gp" / "ring8"
+    assert code == (0 if result["towards_data"] else 1)
     initial, final = load_module(folder / INITIAL_CHECKPOINT), load_module(folder / "checkpoints" / "last.ckpt")
     cli = GanLabCLI(
         AdversarialModule, GANDataModule, subclass_mode_model=True, subclass_mode_data=True,
@@ -94,13 +100,14 @@ def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_confi
     for key, value in initial.generator.state_dict().items():
         torch.testing.assert_close(value, untrained[key], rtol=0, atol=0)
     assert any(not torch.equal(v, untrained[k]) for k, v in final.generator.state_dict().items())
-    dm = load_datamodule(folder / INITIAL_CHECKPOINT)
-    real = dm.real_samples(2500, seed=0)
+    real = load_datamodule(folder / INITIAL_CHECKPOINT).real_samples(2500, seed=0)
     for when, module in (("before", initial), ("after", final)):
         expected = exact_emd(generated_samples(module, 2500, 100, 0).float(), real)
         assert result[f"{when}_emd"] == pytest.approx(expected, rel=1e-9)
     assert result["towards_data"] == (result["after_emd"] < result["before_emd"])
-    assert json.loads((folder / "result.json").read_text()) == result
+    row = markdown_table([result]).splitlines()[2]
+    assert row in (tmp_path / "out" / "shipped.md").read_text().splitlines()
+    assert result["max_steps"] == 30 and read_checkpoint(folder / "checkpoints" / "last.ckpt")["global_step"] == 30
 
 
 TWO_D = [c for c in discover_configs(CONFIGS) if c.name.rsplit("/", 1)[-1] in CPU_DATASETS[:3]]
