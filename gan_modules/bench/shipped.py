@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -116,10 +117,12 @@ def run_config(
     extra_args: Sequence[str] = (),
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Train one config in a fresh `gan-lab fit` process, score steps 0 and `max_steps`; the outcome
-    (ok or failed, never dropped) goes to `<runs_dir>/<name>/result.json`."""
+    """Train one config from scratch in a fresh `gan-lab fit` process, score steps 0 and `max_steps`;
+    the outcome (ok or failed, never dropped) goes to `<runs_dir>/<name>/result.json`."""
     folder = runs_dir / config.name
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)  # `gan-lab fit` would resume an earlier run's last.ckpt: start from step 0
+    folder.mkdir(parents=True)
     args = fit_command(config, folder, max_steps, extra_args)
     env = dict(os.environ)
     if threads is not None:
