@@ -227,7 +227,7 @@ def write_report(results: Sequence[dict[str, Any]], out: Path, command: str, wal
         "",
     ]
     table = out / TABLE_FILE
-    table.write_text("\n".join(header) + markdown_table(results))
+    table.write_text("\n".join([*header, ""]) + markdown_table(results))
     columns = ["config", "status", "metric", "max_steps", "towards_data", "fit_wall_s"]
     columns += [*sorted({k for r in results for k in r if k.startswith(("before_", "after_"))}), "error", "command"]
     return [table, write_csv(out / CSV_FILE, results, columns)]
