@@ -121,15 +121,21 @@ def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dic
     return fit(folder, fit_args(run, grid, overrides), threads)
 
 
-def evaluate(folder: Path, options: dict[str, Any]) -> tuple[int, dict[str, Any], str]:
-    """`gan-lab evaluate` of `last.ckpt`, in this process (no second interpreter start-up per run)."""
+def evaluate(
+    folder: Path,
+    options: dict[str, Any],
+    checkpoint: Path = LAST_CHECKPOINT,
+    out_name: str = EVALUATION_FILE,
+) -> tuple[int, dict[str, Any], str]:
+    """`gan-lab evaluate` of `<folder>/<checkpoint>` (the final model by default), in this process
+    (no second interpreter start-up per run); the JSON goes to `<folder>/<out_name>`."""
     from gan_modules.commands import evaluate as evaluate_command
 
-    out = folder / EVALUATION_FILE
+    out = folder / out_name
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
         try:
-            code = evaluate_command.main(evaluate_args(folder / LAST_CHECKPOINT, options, out))
+            code = evaluate_command.main(evaluate_args(folder / checkpoint, options, out))
         except SystemExit as exit_:  # argparse errors
             code = int(exit_.code or 1)
     payload = evaluate_command.read_results(out) if code == 0 and out.is_file() else {}

@@ -1,0 +1,228 @@
+"""Every shipped config trains: each one is a real `gan-lab fit` for a short fixed budget, scored
+before (the untrained generator, step 0) and after on its data's metric, side by side.
+
+A shipped config is a promise that it trains; the variant tests train their own tiny settings, not
+the configs users run. Each config is given as a name and its `gan-lab fit` arguments, so the same
+bench runs every preset on every CPU data set (`discover_configs` is the one place that knows the layout).
+The metric comes from the checkpoint's data: the exact EMD for 2D points, classifier FID (the
+digit classifier of `gan-lab train-evaluator`) for digit images; lower is nearer the data, and a
+config passes when training moved it nearer. Both scores are `gan-lab evaluate` runs of the same
+protocol, and the untrained generator is the run's own initialisation, saved by `InitialCheckpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from gan_modules.bench.aggregate import write_csv
+from gan_modules.bench.runner import RESULT_FILE, _tail, evaluate
+from gan_modules.checkpoints import load_datamodule
+
+# Datasets whose configs train on a CPU in minutes: the 2D mixtures and the digit images.
+CPU_DATASETS = ("ring8", "grid25", "swissroll", "digits", "mnist")
+INITIAL_CHECKPOINT = Path("checkpoints") / "step0.ckpt"
+FINAL_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+CSV_LOGGER = {"class_path": "gan_modules.loggers.CSVRunLogger", "init_args": {"save_dir": ".", "name": "logs"}}
+# The metric per data kind and the `gan-lab evaluate` options that compute it (2,000 images: the
+# same count before and after keeps FID's sample-size bias out of the comparison).
+METRICS: dict[str, tuple[str, dict[str, Any]]] = {
+    "points": ("emd", {"metrics": "modes,emd", "seed": 0}),
+    "image": ("fid", {"metrics": "fid", "num": 2000, "num_real": 2000, "batch_size": 500, "seed": 0}),
+}
+TABLE_FILE, CSV_FILE = "shipped.md", "shipped.csv"
+
+
+@dataclass(frozen=True)
+class ShippedConfig:
+    """One config as a user runs it: a table name (also its run folder) and its `gan-lab fit` arguments."""
+
+    name: str
+    fit_args: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        path = Path(self.name)
+        if not self.name or path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"config name {self.name!r} is invalid; allowed: a relative path without '..'")
+
+
+def discover_configs(root: str | Path = "configs") -> list[ShippedConfig]:
+    """Every preset (`<root>/model/*.yaml`) on every CPU data set (`<root>/data/<name>.yaml` for
+    `CPU_DATASETS`), as `--model <file> --data <file>`: the composition `gan-lab fit --model P --data D`
+    trains, family and experiment files included."""
+    root = Path(root)
+    if not (root / "model").is_dir() or not (root / "data").is_dir():
+        raise FileNotFoundError(f"configs folder {str(root)!r} has no model/ and data/ folders")
+    data = {name: root / "data" / f"{name}.yaml" for name in CPU_DATASETS if (root / "data" / f"{name}.yaml").is_file()}
+    return [
+        ShippedConfig(f"{model.stem}/{name}", ("--model", str(model), "--data", str(path)))
+        for model in sorted((root / "model").glob("*.yaml"))
+        for name, path in data.items()
+    ]
+
+
+class InitialCheckpoint(L.Callback):
+    """Saves the untrained model to `<root>/checkpoints/step0.ckpt` before the first step of a fresh
+    run: the initialisation this very run starts from, scored as the "before" of the bench."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / INITIAL_CHECKPOINT)
+
+
+def fit_command(config: ShippedConfig, folder: Path, max_steps: int, extra_args: Sequence[str] = ()) -> list[str]:
+    """`gan-lab fit` arguments: the config's own, then the bench's budget, folder and CSV-only logging."""
+    return [
+        "fit",
+        *config.fit_args,
+        *extra_args,
+        f"--trainer.max_steps={max_steps}",
+        f"--trainer.default_root_dir={folder}",
+        f"--trainer.logger={json.dumps(CSV_LOGGER)}",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.callbacks+={__name__}.InitialCheckpoint",
+    ]
+
+
+def score_options(checkpoint: Path) -> tuple[str, dict[str, Any]]:
+    """The metric for the checkpoint's data kind, and its `gan-lab evaluate` options."""
+    dm = load_datamodule(checkpoint)
+    if dm.kind not in METRICS:
+        raise ValueError(f"data kind {dm.kind!r} has no shipped-config metric; allowed: {', '.join(METRICS)}")
+    metric, options = METRICS[dm.kind]
+    if dm.kind == "image":
+        options = {**options, "extractor": f"{dm.name}-classifier"}
+    return metric, options
+
+
+def run_config(
+    config: ShippedConfig,
+    runs_dir: Path,
+    max_steps: int,
+    extra_args: Sequence[str] = (),
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train one config from scratch in a fresh `gan-lab fit` process, score steps 0 and `max_steps`;
+    the outcome (ok or failed, never dropped) goes to `<runs_dir>/<name>/result.json`."""
+    folder = runs_dir / config.name
+    if folder.exists():
+        shutil.rmtree(folder)  # `gan-lab fit` would resume an earlier run's last.ckpt: start from step 0
+    folder.mkdir(parents=True)
+    args = fit_command(config, folder, max_steps, extra_args)
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    with (folder / "fit.log").open("w") as log:
+        code = subprocess.run(
+            [sys.executable, "-m", "gan_modules.cli", *args], stdout=log, stderr=subprocess.STDOUT, env=env
+        ).returncode
+    result: dict[str, Any] = {
+        "config": config.name,
+        "max_steps": max_steps,
+        "fit_wall_s": round(time.perf_counter() - start, 1),
+        "command": "gan-lab " + " ".join(args),
+    }
+    final = folder / FINAL_CHECKPOINT
+    if code != 0 or not final.is_file() or not (folder / INITIAL_CHECKPOINT).is_file():
+        result.update(status="failed", error=f"gan-lab fit exited {code}: {_tail(folder / 'fit.log')}")
+    else:
+        metric, options = score_options(final)
+        result.update(metric=metric)
+        for when, checkpoint in (("before", INITIAL_CHECKPOINT), ("after", FINAL_CHECKPOINT)):
+            code, payload, output = evaluate(folder, options, checkpoint, f"evaluate_{when}.json")
+            if code != 0:
+                result.update(status="failed", error=f"gan-lab evaluate ({when}): {output.strip()[-300:]}")
+                break
+            result.update({f"{when}_{k}": v for k, v in payload.items() if isinstance(v, (int, float))})
+        else:
+            result.update(status="ok", towards_data=result[f"after_{metric}"] < result[f"before_{metric}"])
+    (folder / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def run_configs(
+    configs: Sequence[ShippedConfig],
+    runs_dir: Path,
+    max_steps: int,
+    extra_args: Sequence[str] = (),
+    threads: int | None = None,
+    say: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Each config in turn (one training process at a time); a config with a result is not rerun."""
+    results = []
+    for i, config in enumerate(configs, 1):
+        path = runs_dir / config.name / RESULT_FILE
+        done = json.loads(path.read_text()) if path.is_file() else None
+        if done is not None and done.get("max_steps") == max_steps:
+            say(f"[{i}/{len(configs)}] {config.name}: done before, skipped")
+            results.append(done)
+            continue
+        result = run_config(config, runs_dir, max_steps, extra_args, threads)
+        say(f"[{i}/{len(configs)}] {config.name}: {_verdict(result)} in {result['fit_wall_s']:.0f} s")
+        results.append(result)
+    return results
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    if result["status"] != "ok":
+        return f"failed ({result['error'].splitlines()[0][:120]})"
+    metric = result["metric"]
+    moved = "towards the data" if result["towards_data"] else "AWAY from the data"
+    return f"{metric} {result[f'before_{metric}']:.4g} -> {result[f'after_{metric}']:.4g}, {moved}"
+
+
+def markdown_table(results: Sequence[dict[str, Any]]) -> str:
+    """One row per config: metric of the untrained and the trained generator, and the verdict."""
+    lines = [
+        "| config | metric | untrained (step 0) | trained | towards the data | modes (trained) | fit s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r["status"] != "ok":
+            error = r["error"].splitlines()[0][:80].replace("|", "/")
+            lines.append(f"| {r['config']} | | | | **failed**: {error} | | {r['fit_wall_s']:.0f} |")
+            continue
+        m = r["metric"]
+        verdict = "yes" if r["towards_data"] else "**no**"
+        modes = f"{r['after_modes']:.0f}" if "after_modes" in r else ""
+        lines.append(
+            f"| {r['config']} | {m} | {r[f'before_{m}']:.3f} | {r[f'after_{m}']:.3f} | {verdict} | {modes} "
+            f"| {r['fit_wall_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: Sequence[dict[str, Any]], out: Path, command: str, wall_s: float) -> list[Path]:
+    """`shipped.md` (the command, the budget, the table) and `shipped.csv` (every score) in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    steps = sorted({r["max_steps"] for r in results})
+    failed = [r["config"] for r in results if r["status"] != "ok" or not r["towards_data"]]
+    header = [
+        "# Shipped configs: untrained vs trained",
+        "",
+        f"`{command}`",
+        "",
+        f"{len(results)} configs, {'/'.join(map(str, steps))} generator iterations each, one `gan-lab fit` "
+        f"process at a time; {wall_s / 60:.1f} min wall in all. EMD: exact, 2,500 generated vs 2,500 real "
+        "points; FID: digit-classifier features, 2,000 generated vs up to 2,000 real images. Lower is nearer "
+        "the data.",
+        "",
+        f"Not towards the data (or failed): {', '.join(failed) if failed else 'none'}.",
+        "",
+    ]
+    table = out / TABLE_FILE
+    table.write_text("\n".join([*header, ""]) + markdown_table(results))
+    columns = ["config", "status", "metric", "max_steps", "towards_data", "fit_wall_s"]
+    columns += [*sorted({k for r in results for k in r if k.startswith(("before_", "after_"))}), "error", "command"]
+    return [table, write_csv(out / CSV_FILE, results, columns)]

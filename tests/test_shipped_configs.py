@@ -1,0 +1,120 @@
+"""`gan-lab shipped`: every shipped config trains. The bench's "before" is the run's own
+initialisation (checked against the CLI's instantiation without training), its table is checked
+against hand-written rows, and the slow test trains every 2D config and fails when one ends farther
+from the data than its untrained generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from datamodules import GANDataModule
+from gan_modules.bench.shipped import (
+    CPU_DATASETS,
+    INITIAL_CHECKPOINT,
+    ShippedConfig,
+    discover_configs,
+    markdown_table,
+    run_config,
+)
+from gan_modules.checkpoints import load_datamodule, load_module, read_checkpoint
+from gan_modules.cli import GanLabCLI, main
+from gan_modules.engine import AdversarialModule
+from gan_modules.metrics.suite import generated_samples
+from gan_modules.metrics.toy import exact_emd
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SLOW_STEPS = 200  # generator iterations per 2D config in the slow test (the committed table uses 1,000)
+
+
+def test_discovery_pairs_every_preset_with_every_cpu_dataset(tmp_path):
+    for rel in ("model/gan.yaml", "model/wgan.yaml", "data/ring8.yaml", "data/digits.yaml", "data/cifar10.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("class_path: x\n")
+    found = discover_configs(tmp_path)
+    m, d = tmp_path / "model", tmp_path / "data"
+    assert found == [  # cifar10 is not a CPU data set
+        ShippedConfig("gan/ring8", ("--model", str(m / "gan.yaml"), "--data", str(d / "ring8.yaml"))),
+        ShippedConfig("gan/digits", ("--model", str(m / "gan.yaml"), "--data", str(d / "digits.yaml"))),
+        ShippedConfig("wgan/ring8", ("--model", str(m / "wgan.yaml"), "--data", str(d / "ring8.yaml"))),
+        ShippedConfig("wgan/digits", ("--model", str(m / "wgan.yaml"), "--data", str(d / "digits.yaml"))),
+    ]
+
+
+def test_markdown_table_rows_by_hand():
+    results = [
+        {"config": "a/ring8", "status": "ok", "metric": "emd", "before_emd": 0.8912, "after_emd": 0.1,
+         "after_modes": 8.0, "towards_data": True, "fit_wall_s": 61.2},
+        {"config": "b/ring8", "status": "ok", "metric": "emd", "before_emd": 0.9, "after_emd": 1.4572,
+         "after_modes": 0.0, "towards_data": False, "fit_wall_s": 59.6},
+        {"config": "c/digits", "status": "failed", "error": "gan-lab evaluate (before): no | classifier\nmore",
+         "fit_wall_s": 3.0},
+    ]  # fmt: skip
+    assert markdown_table(results).splitlines()[2:] == [
+        "| a/ring8 | emd | 0.891 | 0.100 | yes | 8 | 61 |",
+        "| b/ring8 | emd | 0.900 | 1.457 | **no** | 0 | 60 |",
+        "| c/digits | | | | **failed**: gan-lab evaluate (before): no / classifier | | 3 |",
+    ]
+
+
+def test_command_rejects_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["shipped", "--max_steps", "0"]) == 2
+    assert main(["shipped", "--configs_dir", str(CONFIGS), "--select", "nothing/*"]) == 2
+    assert main(["shipped", "--configs_dir", str(tmp_path / "absent")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "gan-lab shipped: error: --max_steps=0 is invalid; allowed: an integer >= 1"
+    assert lines[1].startswith("gan-lab shipped: error: --select='nothing/*' matches no config")
+    assert "has no model/ and data/ folders" in lines[2] and len(lines) == 3
+
+
+def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_config, tmp_path, monkeypatch):
+    """`gan-lab shipped` end to end on one config (a real `gan-lab fit` subprocess): step0.ckpt holds
+    exactly the generator the CLI builds from the config (instantiated here without training), and
+    the table's scores are the exact EMDs of that generator and of the trained one."""
+    monkeypatch.chdir(tmp_path)
+    configs, toy = tmp_path / "configs", yaml.safe_load(toy_config.read_text())
+    for group in ("model", "data"):
+        (configs / group).mkdir(parents=True)
+    (configs / "model" / "wgan_gp.yaml").write_text(yaml.safe_dump(toy["model"]))
+    (configs / "data" / "ring8.yaml").write_text(yaml.safe_dump(toy["data"]))
+    code = main(["shipped", "--configs_dir", str(configs), "--max_steps", "30", "--out", str(tmp_path / "out")])
+    folder = tmp_path / "out" / "runs" / "wgan_gp" / "ring8"
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "ok", result.get("error")
+    assert code == (0 if result["towards_data"] else 1)
+    initial, final = load_module(folder / INITIAL_CHECKPOINT), load_module(folder / "checkpoints" / "last.ckpt")
+    cli = GanLabCLI(
+        AdversarialModule, GANDataModule, subclass_mode_model=True, subclass_mode_data=True,
+        args=["--config", str(toy_config)], run=False, auto_configure_optimizers=False,
+    )  # fmt: skip
+    untrained = cli.model.generator.state_dict()
+    for key, value in initial.generator.state_dict().items():
+        torch.testing.assert_close(value, untrained[key], rtol=0, atol=0)
+    assert any(not torch.equal(v, untrained[k]) for k, v in final.generator.state_dict().items())
+    real = load_datamodule(folder / INITIAL_CHECKPOINT).real_samples(2500, seed=0)
+    for when, module in (("before", initial), ("after", final)):
+        expected = exact_emd(generated_samples(module, 2500, 100, 0).float(), real)
+        assert result[f"{when}_emd"] == pytest.approx(expected, rel=1e-9)
+    assert result["towards_data"] == (result["after_emd"] < result["before_emd"])
+    row = markdown_table([result]).splitlines()[2]
+    assert row in (tmp_path / "out" / "shipped.md").read_text().splitlines()
+    assert result["max_steps"] == 30 and read_checkpoint(folder / "checkpoints" / "last.ckpt")["global_step"] == 30
+
+
+TWO_D = [c for c in discover_configs(CONFIGS) if c.name.rsplit("/", 1)[-1] in CPU_DATASETS[:3]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", TWO_D, ids=lambda c: c.name)
+def test_every_2d_config_ends_nearer_the_data_than_it_started(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_config(config, tmp_path / "runs", SLOW_STEPS, threads=1)
+    assert result["status"] == "ok", result.get("error")
+    assert result["after_emd"] < result["before_emd"], (
+        f"{config.name}: EMD {result['before_emd']:.3f} untrained -> {result['after_emd']:.3f} after "
+        f"{SLOW_STEPS} generator iterations (farther from the data)"
+    )
