@@ -142,7 +142,7 @@ class RecordingTask:
     """Runs no fit: each trial appends `<pid> <index>` to a file (appends of one short line are atomic)."""
 
     log: Path
-    heartbeat_s: float = 10.0  # a stale-trial grace of 20 s: a loaded machine delays beats by seconds
+    heartbeat_s: float = 1.0
 
     def names(self) -> list[str]:
         return ["q"]

@@ -14,11 +14,13 @@ the same parameters and index. Its fit resumes from the trial folder's last chec
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,15 +93,35 @@ def enqueue(study: optuna.Study, points: Sequence[dict[str, Any]]) -> int:
     return added
 
 
+@contextlib.contextmanager
+def _exclusive(store: RDBStorage) -> Iterator[None]:
+    """One taker at a time on an SQLite file: SQLite ignores the row lock (SELECT ... FOR UPDATE)
+    by which Optuna's RDB storage refuses a second taker of a WAITING trial elsewhere, so two workers
+    could both move it to RUNNING. A lock file beside the database serialises the move."""
+    url = str(store.url)
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    with open(url.removeprefix("sqlite:///") + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _pop(study: optuna.Study, store: RDBStorage) -> optuna.Trial | None:
     """A WAITING trial moved to RUNNING by this worker (the storage refuses a second taker)."""
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if store.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                store.record_heartbeat(frozen._trial_id)
-                return optuna.Trial(study, frozen._trial_id)
-        except UpdateFinishedTrialError:
-            continue
+    with _exclusive(store):
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                if store.get_trial(frozen._trial_id).state != TrialState.WAITING:
+                    continue
+                if store.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                    store.record_heartbeat(frozen._trial_id)
+                    return optuna.Trial(study, frozen._trial_id)
+            except UpdateFinishedTrialError:
+                continue
     return None
 
 
