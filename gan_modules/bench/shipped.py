@@ -26,7 +26,7 @@ from typing import Any
 import lightning as L
 
 from gan_modules.bench.aggregate import write_csv
-from gan_modules.bench.runner import RESULT_FILE, _tail, evaluate
+from gan_modules.bench.runner import RESULT_FILE, evaluate, log_tail
 from gan_modules.checkpoints import load_datamodule
 
 # Datasets whose configs train on a CPU in minutes: the 2D mixtures and the digit images.
@@ -135,7 +135,7 @@ def run_config(
     }
     final = folder / FINAL_CHECKPOINT
     if code != 0 or not final.is_file() or not (folder / INITIAL_CHECKPOINT).is_file():
-        result.update(status="failed", error=f"gan-lab fit exited {code}: {_tail(folder / 'fit.log')}")
+        result.update(status="failed", error=f"gan-lab fit exited {code}: {log_tail(folder / 'fit.log')}")
     else:
         metric, options = score_options(final)
         result.update(metric=metric)
