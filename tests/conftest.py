@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,20 @@ def fit_yaml(path: Path, **overrides: Any) -> Path:
         path = path / "fit.yaml"
     path.write_text(yaml.safe_dump(fit_config(**overrides), sort_keys=False))
     return path
+
+
+def fit_command(config: Path, root: Path) -> list[str]:
+    """`gan-lab fit` of `config` into `root` as a subprocess command line (what `gan-lab` runs)."""
+    return [
+        sys.executable,
+        "-m",
+        "gan_modules.cli",
+        "fit",
+        "--config",
+        str(config),
+        "--trainer.default_root_dir",
+        str(root),
+    ]
 
 
 def write_fit_config(path: Path, root: Path, **overrides: Any) -> Path:

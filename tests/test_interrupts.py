@@ -8,12 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import fit_command
 
 REPO = Path(__file__).parent.parent
 MAX_STEPS = 200
@@ -36,31 +36,18 @@ def _overrides(checkpoint_every: int) -> dict:
     }
 
 
-def _command(config: Path, root: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gan_modules.cli",
-        "fit",
-        "--config",
-        str(config),
-        "--trainer.default_root_dir",
-        str(root),
-    ]
-
-
 def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
 
 
 def _fit(config: Path, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(config, root), cwd=root.parent, env=env, capture_output=True, text=True)
+    return subprocess.run(fit_command(config, root), cwd=root.parent, env=env, capture_output=True, text=True)
 
 
 def _interrupt(config: Path, root: Path, env: dict[str, str], *signals: int, then_kill: Path | None = None):
     """Start a fit, wait for its first sample grid, send `signals`; with `then_kill`, SIGKILL the run as
     soon as that file exists (a cluster's hard stop). Returns (returncode, stderr)."""
-    proc = subprocess.Popen(_command(config, root), cwd=root.parent, env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(fit_command(config, root), cwd=root.parent, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         first_grid, deadline = root / "samples" / f"step_{GRID_EVERY:07d}.png", time.monotonic() + 300

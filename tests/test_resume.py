@@ -7,30 +7,16 @@ import csv
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CSV_RUN_LOGGER, fit_yaml
+from conftest import CSV_RUN_LOGGER, fit_command, fit_yaml
 
 REPO = Path(__file__).parent.parent
 MAX_STEPS = 150
 EVERY = 10
-
-
-def _command(config: Path, root: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gan_modules.cli",
-        "fit",
-        "--config",
-        str(config),
-        "--trainer.default_root_dir",
-        str(root),
-    ]
 
 
 def _env() -> dict[str, str]:
@@ -60,18 +46,18 @@ def test_sigkill_then_same_command_resumes_to_the_uninterrupted_weights(tmp_path
     config = fit_yaml(tmp_path / "run.yaml", trainer=trainer, checkpoint={"every_n_train_steps": EVERY},
                       image_grid={"every_n_steps": EVERY}, data={"init_args": {"batch_size": 16}})  # fmt: skip
     ref_root, root = tmp_path / "uninterrupted", tmp_path / "killed"
-    done = subprocess.run(_command(config, ref_root), cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    done = subprocess.run(fit_command(config, ref_root), cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 
     last = root / "checkpoints" / "last.ckpt"
-    assert _kill_after_first_checkpoint(_command(config, root), tmp_path, last) == -signal.SIGKILL
+    assert _kill_after_first_checkpoint(fit_command(config, root), tmp_path, last) == -signal.SIGKILL
     killed_at = torch.load(last, weights_only=False)["global_step"]
     assert EVERY <= killed_at < MAX_STEPS  # really interrupted, mid-run
     written = {p: p.read_bytes() for p in [*root.glob("checkpoints/step*.ckpt"), *root.glob("samples/step_*.png")]}
     first_logs = _rows(root / "logs" / "version_0" / "metrics.csv")
     assert set(range(1, killed_at + 1)) <= set(first_logs)  # flushed at least up to the checkpoint
 
-    again = subprocess.run(_command(config, root), cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    again = subprocess.run(fit_command(config, root), cwd=tmp_path, env=_env(), capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming from {last}" in again.stdout
 

@@ -164,17 +164,23 @@ def _dataset(name: str, spec: Any) -> Dataset:
     )
 
 
-def load_grid(path: str | Path, base: Path | None = None) -> Grid:
-    """Read and validate a grid file; relative config paths are taken from `base` (default: cwd)."""
+def read_mapping(path: str | Path, keys: tuple[str, ...], kind: str) -> dict[str, Any]:
+    """A YAML file of `kind` (bench, study) as a mapping of known `keys`, or a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--config={str(path)!r} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
-        _fail("<file>", str(path), "a YAML mapping with keys " + ", ".join(GRID_KEYS))
+        raise ValueError(f"{kind}.<file>={str(path)!r} is invalid; allowed: a YAML mapping with keys {', '.join(keys)}")
     for key in raw:
-        if key not in GRID_KEYS:
-            _fail(key, raw[key], "keys " + ", ".join(GRID_KEYS))
+        if key not in keys:
+            raise ValueError(f"{kind}.{key}={raw[key]!r} is invalid; allowed: keys {', '.join(keys)}")
+    return raw
+
+
+def load_grid(path: str | Path, base: Path | None = None) -> Grid:
+    """Read and validate a grid file; relative config paths are taken from `base` (default: cwd)."""
+    raw = read_mapping(path, GRID_KEYS, "bench")
     base = base or Path.cwd()
     for key in ("datasets", "variants"):
         if not isinstance(raw.get(key), dict) or not raw[key]:

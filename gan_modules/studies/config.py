@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from optuna.distributions import BaseDistribution
 
-from gan_modules.bench.grid import EVALUATE_KEYS
+from gan_modules.bench.grid import EVALUATE_KEYS, read_mapping
 from gan_modules.studies.space import grid_points, parse_space, random_points
 
 STUDY_KEYS = (
@@ -168,15 +167,7 @@ def _mapping(key: str, value: Any, allowed: tuple[str, ...] | None = None) -> di
 
 def load_study(path: str | Path, base: Path | None = None) -> Study:
     """Read and validate a study file; relative config paths are taken from `base` (default: cwd)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--config={str(path)!r} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        _fail("<file>", str(path), "a YAML mapping with keys " + ", ".join(STUDY_KEYS))
-    for key in raw:
-        if key not in STUDY_KEYS:
-            _fail(key, raw[key], "keys " + ", ".join(STUDY_KEYS))
+    raw = read_mapping(path, STUDY_KEYS, "study")
     if not isinstance(raw.get("objectives"), dict) or not raw["objectives"]:
         _fail("objectives", raw.get("objectives"), "a non-empty mapping of name -> {config, args, space}")
     metrics = raw.get("metrics")
@@ -190,7 +181,7 @@ def load_study(path: str | Path, base: Path | None = None) -> Study:
         if not objective.space:
             _fail(f"objectives.{objective.name}.space", {}, "at least one entry (shared `space` or the objective's)")
     study = Study(
-        name=str(raw.get("name") or path.stem),
+        name=str(raw.get("name") or Path(path).stem),
         objectives=objectives,
         metrics={str(k): v for k, v in metrics.items()},
         sampler=sampler,
