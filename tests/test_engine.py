@@ -347,3 +347,27 @@ def test_run_checkpoint_drops_lightnings_manual_optimisation_warning(tmp_path, c
     assert len(list(tmp_path.glob("*.ckpt"))) >= 2  # the hook ran and saved
     warned = [w for w in recwarn if "Using ModelCheckpoint with manual optimization" in str(w.message)]
     assert bool(warned) == (callback == "ModelCheckpoint")
+
+
+def test_validation_draws_its_own_noise_so_the_training_run_is_unchanged(tmp_path):
+    """Validation's noise comes from its own stream: a run that validates every 2 iterations ends with
+    exactly the weights of one that never validates (the same command otherwise)."""
+    from conftest import CSV_LOGGER, fit_yaml
+
+    from gan_modules.cli import main
+
+    finals = {}
+    for name, val in (
+        ("plain", {"limit_val_batches": 0}),
+        ("validated", {"limit_val_batches": 2, "val_check_interval": 2}),
+    ):
+        root = tmp_path / name
+        trainer = {"default_root_dir": str(root), "logger": CSV_LOGGER, **val}
+        assert main(["fit", "--config", str(fit_yaml(tmp_path / f"{name}.yaml", trainer=trainer))]) == 0
+        finals[name] = torch.load(root / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+        logged = (root / "logs" / "version_0" / "metrics.csv").read_text()
+        assert ("val/critic_gap" in logged) == (name == "validated")  # validation did run in one of them
+    plain, validated = finals["plain"], finals["validated"]
+    assert plain.keys() == validated.keys()
+    for key in plain:
+        assert torch.equal(plain[key], validated[key]), key
