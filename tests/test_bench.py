@@ -342,3 +342,28 @@ def test_the_reported_command_drops_the_flags_that_pick_part_of_the_grid_or_its_
     argv = ["--config", "g.yaml", "--workers", "2", "--threads", "1", "--variants=a", "--datasets", "b"]
     argv.append("--report_only")
     assert _whole_grid_argv(argv) == ["--config", "g.yaml", "--threads", "1"]
+
+
+def test_a_misspelled_variant_argument_fails_before_the_first_fit(tmp_path, capsys):
+    """Every cell's command is parsed up front: the last variant's typo stops the bench in one line
+    before any cell trains (no run folder is made)."""
+    from gan_modules.commands import bench
+
+    tiny_fit(tmp_path / "wgan_gp.yaml", WGAN_GP)
+    grid = _write(
+        tmp_path / "grid.yaml",
+        f"""
+name: typo
+seeds: 1
+datasets:
+  ring8: {{data: {{class_path: datamodules.Toy2DDataModule, init_args: {{dataset: ring8}}}}}}
+variants:
+  good: {tmp_path / "wgan_gp.yaml"}
+  typo: {{config: {tmp_path / "wgan_gp.yaml"}, args: [--model.init_args.n_critc=2]}}
+""",
+    )
+    out = tmp_path / "out"
+    assert bench.main(["--config", str(grid), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("gan-lab bench: error: variants.typo on ring8: ") and "n_critc" in line
+    assert not (out / "runs").exists()

@@ -209,6 +209,33 @@ class BenchTask:
         return Outcome(result["fit_wall_s"], {"status": result["status"]}, reason)
 
 
+def check_cells(grid: Grid) -> None:
+    """Parse every variant x dataset command of the grid (`gan-lab fit ... --print_config`, which
+    trains and writes nothing) before the first fit, so a misspelled argument of the last variant
+    fails the bench in one line at once instead of after hours of other cells."""
+    import tempfile
+
+    from gan_modules.cli import main
+
+    seed = grid.seeds[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in grid.variants:
+            for dataset in grid.datasets:
+                run = Run(variant, dataset, seed)
+                overrides = Path(tmp) / OVERRIDES_FILE
+                overrides.write_text(yaml.safe_dump(run_overrides(run, grid, Path(tmp) / "run"), sort_keys=False))
+                err = io.StringIO()
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                    try:
+                        code = main([*fit_args(run, grid, overrides), "--print_config"])
+                    except SystemExit as exit_:
+                        code = int(exit_.code or 0)
+                if code != 0:
+                    lines = err.getvalue().strip().splitlines() or [f"exit status {code}"]
+                    message = lines[-1].removeprefix("gan-lab: error: ")
+                    raise ValueError(f"variants.{variant.name} on {dataset.name}: {message}")
+
+
 def run_grid(
     grid: Grid,
     runs_dir: Path,

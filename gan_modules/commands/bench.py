@@ -42,7 +42,7 @@ def _whole_grid_argv(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     from gan_modules.bench.grid import load_grid, parse_seeds
     from gan_modules.bench.report import write_report
-    from gan_modules.bench.runner import load_result, run_grid
+    from gan_modules.bench.runner import check_cells, load_result, run_grid
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--config", required=True, help="grid file, e.g. configs/bench/toy.yaml")
@@ -82,6 +82,11 @@ def main(argv: list[str]) -> int:
     out = Path(args.out or Path("runs") / "bench" / grid.name)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
     if not args.report_only:
+        try:
+            check_cells(selected)
+        except ValueError as err:
+            print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
+            return 2
         run_grid(selected, runs_dir, args.threads, args.retry_failed, workers=args.workers)
     # the report covers every finished run of the whole grid, so finishing a grid piece by piece
     # (--variants/--datasets) never drops the cells an earlier invocation made
