@@ -31,7 +31,11 @@ class RankDump(L.Callback):
     ) -> None:
         grads = self.dump.setdefault("critic_grads", [])
         if len(grads) < 3 and optimizer is trainer.optimizers[0]:
-            grads.append({name: p.grad.detach().clone().cpu() for name, p in pl_module.critic.named_parameters()})
+            # a parameter R1 does not reach (the head's bias: the input gradient ignores it) has no gradient
+            grads.append({
+                name: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone().cpu()
+                for name, p in pl_module.critic.named_parameters()
+            })  # fmt: skip
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.dump["end"] = _snapshot(pl_module)
