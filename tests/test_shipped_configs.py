@@ -14,7 +14,6 @@ import yaml
 
 from datamodules import GANDataModule
 from gan_modules.bench.shipped import (
-    CPU_DATASETS,
     INITIAL_CHECKPOINT,
     ShippedConfig,
     discover_configs,
@@ -105,7 +104,9 @@ def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_confi
     assert result["max_steps"] == 30 and read_checkpoint(folder / "checkpoints" / "last.ckpt")["global_step"] == 30
 
 
-TWO_D = [c for c in discover_configs(CONFIGS) if c.name.rsplit("/", 1)[-1] in CPU_DATASETS[:3]]
+# Every preset on ring8 (the mixture where two shipped settings used to collapse); the whole 2D set at
+# 1,000 iterations is the benchmark (`gan-lab shipped --select "*/grid25" "*/swissroll"`), too long for CI.
+TWO_D = [c for c in discover_configs(CONFIGS) if c.name.endswith("/ring8")]
 
 
 @pytest.mark.slow
