@@ -85,11 +85,12 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     raise ValueError(f"bench.{key}={value!r} is invalid; allowed: {allowed}")
 
 
-def _str_list(key: str, value: Any) -> tuple[str, ...]:
+def str_list(key: str, value: Any, kind: str = "bench") -> tuple[str, ...]:
+    """Command-line arguments from a grid or study file (`kind`), or a one-line error."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        _fail(key, value, "a list of command-line arguments (strings)")
+        raise ValueError(f"{kind}.{key}={value!r} is invalid; allowed: a list of command-line arguments (strings)")
     return tuple(value)
 
 
@@ -128,8 +129,8 @@ def _variant(name: str, spec: Any, base: Path, dataset_names: set[str]) -> Varia
     return Variant(
         name,
         tuple(configs),
-        _str_list(f"variants.{name}.args", spec.get("args")),
-        {ds: _str_list(f"variants.{name}.datasets.{ds}", a) for ds, a in per_dataset.items()},
+        str_list(f"variants.{name}.args", spec.get("args")),
+        {ds: str_list(f"variants.{name}.datasets.{ds}", a) for ds, a in per_dataset.items()},
     )
 
 
@@ -158,7 +159,7 @@ def _dataset(name: str, spec: Any) -> Dataset:
     return Dataset(
         name,
         dict(spec["data"]),
-        _str_list(f"datasets.{name}.args", spec.get("args")),
+        str_list(f"datasets.{name}.args", spec.get("args")),
         _curves(f"datasets.{name}.curves", spec.get("curves")) or {},
         _evaluate(f"datasets.{name}.evaluate", spec.get("evaluate")),
     )
@@ -198,7 +199,7 @@ def load_grid(path: str | Path, base: Path | None = None) -> Grid:
         variants=variants,
         datasets=datasets,
         max_steps=max_steps,
-        fit_args=list(_str_list("fit_args", raw.get("fit_args"))),
+        fit_args=list(str_list("fit_args", raw.get("fit_args"))),
         curves=curves,
         evaluate=evaluate,
     )

@@ -30,7 +30,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution
 
-from gan_modules.bench.grid import EVALUATE_KEYS, read_mapping
+from gan_modules.bench.grid import EVALUATE_KEYS, read_mapping, str_list
 from gan_modules.studies.space import grid_points, parse_space, random_points
 
 STUDY_KEYS = (
@@ -59,11 +59,7 @@ def _fail(key: str, value: Any, allowed: str) -> None:
 
 
 def _str_list(key: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        _fail(key, value, "a list of command-line arguments (strings)")
-    return tuple(value)
+    return str_list(key, value, "study")
 
 
 def _positive_int(key: str, value: Any) -> int:
