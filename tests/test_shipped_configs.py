@@ -70,7 +70,7 @@ def test_command_rejects_bad_input_in_one_line(tmp_path, capsys):
     assert "has no model/ and data/ folders" in lines[2] and len(lines) == 3
 
 
-def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_config, tmp_path, monkeypatch):
+def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_config, tmp_path, monkeypatch, capsys):
     """`gan-lab shipped` end to end on one config (a real `gan-lab fit` subprocess): step0.ckpt holds
     exactly the generator the CLI builds from the config (instantiated here without training), and
     the table's scores are the exact EMDs of that generator and of the trained one."""
@@ -80,11 +80,18 @@ def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_confi
         (configs / group).mkdir(parents=True)
     (configs / "model" / "wgan_gp.yaml").write_text(yaml.safe_dump(toy["model"]))
     (configs / "data" / "ring8.yaml").write_text(yaml.safe_dump(toy["data"]))
-    code = main(["shipped", "--configs_dir", str(configs), "--max_steps", "30", "--out", str(tmp_path / "out")])
+    grid25 = {**toy["data"], "init_args": {**toy["data"]["init_args"], "dataset": "grid25"}}
+    (configs / "data" / "grid25.yaml").write_text(yaml.safe_dump(grid25))
+    argv = ["shipped", "--configs_dir", str(configs), "--max_steps", "30", "--out", str(tmp_path / "out")]
+    code = main([*argv, "--workers", "2"])  # both configs at once, through the study queue
+    both = [
+        json.loads((tmp_path / "out" / "runs" / "wgan_gp" / n / "result.json").read_text()) for n in ("ring8", "grid25")
+    ]
+    assert [r["status"] for r in both] == ["ok", "ok"]
+    assert code == (0 if all(r["towards_data"] for r in both) else 1)
     folder = tmp_path / "out" / "runs" / "wgan_gp" / "ring8"
     result = json.loads((folder / "result.json").read_text())
     assert result["status"] == "ok", result.get("error")
-    assert code == (0 if result["towards_data"] else 1)
     initial, final = load_module(folder / INITIAL_CHECKPOINT), load_module(folder / "checkpoints" / "last.ckpt")
     cli = GanLabCLI(
         AdversarialModule, GANDataModule, subclass_mode_model=True, subclass_mode_data=True,
@@ -102,6 +109,9 @@ def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_confi
     row = markdown_table([result]).splitlines()[2]
     assert row in (tmp_path / "out" / "shipped.md").read_text().splitlines()
     assert result["max_steps"] == 30 and read_checkpoint(folder / "checkpoints" / "last.ckpt")["global_step"] == 30
+    capsys.readouterr()
+    assert main(argv) == code  # a finished config is not trained again
+    assert capsys.readouterr().out.count("done before, skipped") == 2
 
 
 # Every preset on ring8 (the mixture where two shipped settings used to collapse); the whole 2D set at

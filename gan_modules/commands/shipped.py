@@ -25,14 +25,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max_steps", type=int, default=1000, help="generator iterations per config")
     parser.add_argument("--out", default="runs/bench/shipped", help="table, CSV and (under runs/) the run folders")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (OMP_NUM_THREADS)")
+    parser.add_argument("--workers", type=int, default=1, help="configs trained at once (worker processes)")
     parser.add_argument("--list", action="store_true", help="print the selected configs and their fit arguments only")
     parser.add_argument("fit_args", nargs="*", help="after '--': fit arguments added to every config")
     args = parser.parse_args(argv)
     try:
         if args.max_steps < 1:
             raise ValueError(f"--max_steps={args.max_steps} is invalid; allowed: an integer >= 1")
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads={args.threads} is invalid; allowed: an integer >= 1")
+        for flag in ("threads", "workers"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise ValueError(f"--{flag}={value} is invalid; allowed: an integer >= 1")
         configs = discover_configs(args.configs_dir)
         if args.select:
             configs = [c for c in configs if any(fnmatch.fnmatch(c.name, p) for p in args.select)]
@@ -47,8 +50,8 @@ def main(argv: list[str]) -> int:
         return 0
     out = Path(args.out)
     start = time.perf_counter()
-    results = run_configs(configs, out / "runs", args.max_steps, args.fit_args, args.threads)
+    results = run_configs(configs, out / "runs", args.max_steps, args.fit_args, args.threads, workers=args.workers)
     command = "gan-lab shipped " + shlex.join(argv)
-    for path in write_report(results, out, command, time.perf_counter() - start):
+    for path in write_report(results, out, command, time.perf_counter() - start, args.workers):
         print(f"gan-lab {NAME}: wrote {path}")
     return 0 if all(r["status"] == "ok" and r["towards_data"] for r in results) else 1
