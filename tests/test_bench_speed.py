@@ -60,6 +60,10 @@ def test_speed_command_reports_every_section(tmp_path):
     assert set(costs["relative_to_wgan"]) == {"wgan", "wgan_gp", "dragan", "wgan_ct"}
     ms = costs["ms_per_critic_step"]  # the ratios are those of the reported step times (no timing asserted)
     assert costs["relative_to_wgan"] == pytest.approx({k: v / ms["wgan"] for k, v in ms.items()})
+    (fakes,) = report["fake_graph_cost"]  # the saving is n_critic times the per-step difference it reports
+    assert fakes["samples"] == 200 and min(fakes["no_grad_ms"], fakes["graph_ms"]) > 0
+    per_step = fakes["graph_ms"] - fakes["no_grad_ms"]
+    assert fakes["saved_ms_per_iteration"] == pytest.approx(fakes["n_critic"] * per_step)
     metric = report["metric_throughput"]
     assert metric["num_fake"] == metric["num_real"] == 100
     assert min(metric["callback_cold_s"], metric["callback_warm_s"], metric["torch_fidelity_s"]) > 0

@@ -182,3 +182,15 @@ def test_ebgan_image_energy_l2_is_the_norm_over_all_pixels():
     assert critic(x).tolist() == pytest.approx([4.0, 4.0])  # sqrt(64 * 0.25)
     with pytest.raises(ValueError, match=r"^model.critic.energy='l1' is unknown; allowed: mse, l2$"):
         build_critic({"arch": "autoencoder", "energy": "l1"}, (2,))
+
+
+def test_sngan_resnet_head_has_no_bias_as_snresnet_32():
+    """SNGAN's `l5 = SNLinear(ch, 1, nobias=True)`: the score is exactly w . features, one parameter
+    fewer than WGAN-GP's tflib head (which has a bias)."""
+    torch.manual_seed(0)
+    plain = build_critic({"arch": "resnet", "width": 8}, CIFAR).double()
+    nobias = build_critic({"arch": "resnet", "width": 8, "head_bias": False}, CIFAR).double()
+    assert nobias.head.bias is None
+    assert sum(p.numel() for p in plain.parameters()) - sum(p.numel() for p in nobias.parameters()) == 1
+    x = torch.randn(3, *CIFAR, dtype=torch.float64)
+    torch.testing.assert_close(nobias(x), nobias.features(x) @ nobias.head.weight[0], rtol=1e-12, atol=1e-12)

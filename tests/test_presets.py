@@ -157,7 +157,7 @@ CORRECTED: dict[str, dict[str, dict]] = {
         "model": {
             "g_batch_size": 128,
             "generator": {"arch": "resnet", "width": 256, "init": "glorot"},
-            "critic": {"arch": "resnet", "width": 128, "pooling": "sum", "init": "glorot"},
+            "critic": {"arch": "resnet", "width": 128, "pooling": "sum", "head_bias": False, "init": "glorot"},
         },
         "data": {"dequantize": True},
     },

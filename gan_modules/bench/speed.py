@@ -412,6 +412,40 @@ def penalty_costs(w: Workload, reps: int, steps: int, device: str = "cpu") -> di
     }
 
 
+def fake_graph_cost(w: Workload, reps: int, device: str = "cpu") -> dict[str, Any]:
+    """What generating the critic step's fakes under `torch.no_grad()` saves against building their
+    autograd graph and detaching them (the two ways to feed a critic step): median milliseconds of
+    the training-mode generator forward, interleaved, and the saving per generator iteration
+    (n_critic critic steps)."""
+    dm = w.data(w.batch_size)
+    dm.setup("fit")
+    module = wgan_gp_module(w, dm).to(device)
+    dev, times = torch.device(device), {"no_grad": [], "graph": []}
+    z = module.noise(w.batch_size).to(dev)
+    for rep in range(max(reps, 1) * 100):  # ~1 ms forwards: many short interleaved samples
+        for side in ("no_grad", "graph") if rep % 2 == 0 else ("graph", "no_grad"):
+            _sync(dev)
+            start = time.perf_counter()
+            if side == "no_grad":
+                with torch.no_grad():
+                    module.generator(z)
+            else:
+                module.generator(z).detach()
+            _sync(dev)
+            times[side].append(time.perf_counter() - start)
+    no_grad_ms, graph_ms = 1000 * median(times["no_grad"]), 1000 * median(times["graph"])
+    return {
+        "workload": w.name,
+        "device": device,
+        "batch_size": w.batch_size,
+        "n_critic": w.n_critic,
+        "samples": len(times["graph"]),
+        "no_grad_ms": no_grad_ms,
+        "graph_ms": graph_ms,
+        "saved_ms_per_iteration": w.n_critic * (graph_ms - no_grad_ms),
+    }
+
+
 # ------------------------------------------------------------------------------- metric throughput
 def metric_throughput(num: int, extractor: str, weights_path: str | None, metrics: list[str]) -> dict[str, Any]:
     """The callback's evaluator vs torch-fidelity alone, same generated samples, same extractor.

@@ -28,12 +28,12 @@ class Critic(nn.Module):
         self.head: nn.Module = nn.Identity()
         self.minibatch: nn.Module = nn.Identity()
 
-    def set_head(self, feature_dim: int, minibatch_kernels: int = 0) -> None:
+    def set_head(self, feature_dim: int, minibatch_kernels: int = 0, bias: bool = True) -> None:
         """Attach the scoring head (and optional minibatch discrimination) after `features`."""
         if minibatch_kernels:
             self.minibatch = MinibatchDiscrimination(feature_dim, minibatch_kernels)
             feature_dim = self.minibatch.out_features
-        self.head = nn.Linear(feature_dim, 1)
+        self.head = nn.Linear(feature_dim, 1, bias=bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -87,7 +87,9 @@ class ResNetGenerator(Generator):
 class ResNetCritic(Critic):
     """`dropout`: one rate, or one per residual block after the first, applied after that block (WGAN-CT's
     CIFAR critic, Wei et al. 2018 code: 0.2, 0.5, 0.5). `pooling`: "sum" (SNGAN) or "mean" (WGAN-GP,
-    WGAN-CT) over the final map; the pooled vector is the `features` WGAN-CT's second term compares."""
+    WGAN-CT) over the final map; the pooled vector is the `features` WGAN-CT's second term compares.
+    `head_bias`: the linear head's bias; tflib's Linear (WGAN-GP, WGAN-CT) has one, SNGAN's `l5` has
+    none (snresnet_32.py: `SNLinear(ch, 1, nobias=True)`)."""
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class ResNetCritic(Critic):
         minibatch_kernels: int = 0,
         dropout: float | Sequence[float] = 0.0,
         pooling: str = "sum",
+        head_bias: bool = True,
     ) -> None:
         super().__init__(data_shape)
         if pooling not in POOLINGS:
@@ -115,7 +118,7 @@ class ResNetCritic(Critic):
         for block, rate in zip(blocks[1:], rates, strict=True):
             layers += [block, nn.Dropout(rate)] if rate else [block]
         self.blocks = nn.Sequential(*layers)
-        self.set_head(width, minibatch_kernels)
+        self.set_head(width, minibatch_kernels, head_bias)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x))
