@@ -11,8 +11,16 @@ half the image size filled with zeros.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from gan_modules.nets.base import InputTransformCritic
+
+# (op groups, input shape) -> that call's draws (`draw`'s keys); the engine's draws come from the
+# global-batch stream (`GlobalDraws.draw_many`), so DDP ranks and resumed runs augment alike.
+DrawSource = Callable[[tuple[str, ...], tuple[int, ...]], dict[str, Tensor]]
 
 POLICY_OPS: dict[str, tuple[str, ...]] = {
     "color": ("brightness", "saturation", "contrast"),
@@ -26,7 +34,10 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     groups = tuple(p.strip() for p in policy.split(",") if p.strip())
     for group in groups:
         if group not in POLICY_OPS:
-            raise ValueError(f"augment policy op {group!r} is unknown; allowed: {', '.join(POLICY_OPS)}")
+            raise ValueError(
+                f"model.augment={policy!r} is invalid: op {group!r} is unknown; allowed: comma-separated "
+                f"{', '.join(POLICY_OPS)} (or '' for none)"
+            )
     return groups
 
 
@@ -108,3 +119,20 @@ def augment(x: Tensor, groups: tuple[str, ...], draws: dict[str, Tensor]) -> Ten
         elif group == "cutout":
             x = cutout(x, draws["centre_h"], draws["centre_w"])
     return x
+
+
+class AugmentedCritic(InputTransformCritic):
+    """D(T(x)) (Zhao et al. 2020, Eq. 3-4): in training, every input of the critic (real and fake
+    batches, the points where a penalty takes input gradients, the generator step's fakes) is
+    augmented with a fresh draw of the policy, differentiably, so the generator and the penalties
+    see through T; in eval mode the critic sees the images as they are."""
+
+    def __init__(self, inner: nn.Module, policy: str, draws: DrawSource) -> None:
+        super().__init__(inner)
+        self.policy, self.groups = policy, parse_policy(policy)
+        self._draws = draws
+
+    def transform(self, x: Tensor) -> Tensor:
+        if not self.training or not self.groups:
+            return x
+        return augment(x, self.groups, self._draws(self.groups, tuple(x.shape)))

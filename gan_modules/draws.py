@@ -49,6 +49,18 @@ class GlobalDraws:
         full = draw(kind, (n * world_size, *local_shape[1:]), self._generator(device), device)
         return full[rank * n : (rank + 1) * n]
 
+    def draw_many(
+        self,
+        fn: Callable[[int, torch.Generator], dict[str, torch.Tensor]],
+        n: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> dict[str, torch.Tensor]:
+        """Several draws made together by `fn(global_n, generator)` (a CPU generator: small per-sample
+        draws such as DiffAugment's), as one call of the stream; returns this rank's n rows of each."""
+        full = fn(n * world_size, self._generator(torch.device("cpu")))
+        return {k: v[rank * n : (rank + 1) * n] for k, v in full.items()}
+
     def state_dict(self) -> dict[str, int]:
         return {"seed": self.seed, "calls": self.calls}
 

@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from gan_modules import augment as diffaugment
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
@@ -56,6 +57,9 @@ class AdversarialModule(L.LightningModule):
             alone: Salimans et al. 2016, Sec. 3.1).
         critic_pretrain_steps: critic-only steps on real data before training (EBGAN's autoencoder
             pretraining; the loss must define one). They consume real batches, no generator iterations.
+        augment: DiffAugment policy (Zhao et al. 2020), comma-separated ops of color, translation,
+            cutout ("" = none): every critic input in training is augmented, penalty inputs included
+            (`gan_modules.augment.AugmentedCritic`). Images only.
         generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``.
         data_shape: filled in from the datamodule by the CLI.
         z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
@@ -90,6 +94,7 @@ class AdversarialModule(L.LightningModule):
         generator_terms: list[Spec] | None = None,
         generator_adversarial_weight: float = 1.0,
         critic_pretrain_steps: int = 0,
+        augment: str = "",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
         data_shape: tuple[int, ...] = (2,),
@@ -162,6 +167,9 @@ class AdversarialModule(L.LightningModule):
         self.critic = build_critic(critic, self.data_shape)
         if self.objective.constraint.wrap is not None:
             self.critic = self.objective.constraint.wrap(self.critic)
+        if diffaugment.parse_policy(augment):
+            self._check_augment(augment)
+            self.critic = diffaugment.AugmentedCritic(self.critic, augment, self.augment_draws)
         self._project_critic()
         self.generator_ema: nn.Module | None = None
         if ema_decay is not None:
@@ -177,6 +185,16 @@ class AdversarialModule(L.LightningModule):
         self._lazy_logs: Logs = {}  # the last Dreg phase's values, logged with the next iteration
 
     # ---------------------------------------------------------------------------------- objective
+    def _check_augment(self, policy: str) -> None:
+        shape = self.data_shape
+        _check(len(shape) == 3, "model.augment", policy, f"'' for data of shape {shape} (the ops act on images)")
+        for reg in self.objective.regularizers:
+            if reg.term.needs_dropout:
+                raise ValueError(
+                    f"model.augment={policy!r} is invalid with model.regularizers={reg.name} (the term compares two "
+                    "dropout passes of one input; each would see another augmentation); allowed: model.augment=''"
+                )
+
     def _project_critic(self) -> None:
         if self.objective.constraint.project is not None:
             self.objective.constraint.project(self.critic)
@@ -240,6 +258,13 @@ class AdversarialModule(L.LightningModule):
     def seeded_noise(self, n: int, seed: int) -> Tensor:
         """Reproducible noise outside the training stream (evaluation, fixed grids), on the CPU."""
         return draw(self.z_draw, (n, self.z_dim), torch.Generator().manual_seed(seed))
+
+    def augment_draws(self, groups: tuple[str, ...], shape: tuple[int, ...]) -> dict[str, Tensor]:
+        """DiffAugment's draws for a batch of `shape` on this rank, from the global draw stream."""
+        trainer = self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        make = lambda n, gen: diffaugment.draw(groups, (n, *shape[1:]), gen)  # noqa: E731
+        return self.draws.draw_many(make, shape[0], rank, world)
 
     def uniform(self, *shape: int) -> Tensor:
         return self._draw("uniform", tuple(shape))

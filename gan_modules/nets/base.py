@@ -42,6 +42,36 @@ class Critic(nn.Module):
         return self.head(self.minibatch(self.features(x))).squeeze(-1)
 
 
+class InputTransformCritic(nn.Module):
+    """A critic that scores `transform(x)` with `inner` in every way a critic is read (scores,
+    penultimate features, EBGAN's energy and code), so losses, regularisers and generator terms see
+    one critic whatever wraps it (PacGAN's packing, DiffAugment)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.transform(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.features(self.transform(x))
+
+    def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inner.energy_and_code(self.transform(x))
+
+    @property
+    def head(self) -> nn.Module:
+        return self.inner.head
+
+    @property
+    def minibatch(self) -> nn.Module:
+        return self.inner.minibatch
+
+
 class MinibatchDiscrimination(nn.Module):
     """Salimans et al. 2016, Sec. 3.2: append, for each sample, its L1-kernel similarity to the batch.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gan_modules.nets.base import InputTransformCritic
+
 
 def packed_shape(data_shape: tuple[int, ...], pack: int) -> tuple[int, ...]:
     """The input shape of the inner critic: m times the channels (or features)."""
@@ -27,28 +29,13 @@ def pack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
     return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
 
 
-class PackedCritic(nn.Module):
-    """Scores packs of `pack` samples with `inner`, a critic built for `packed_shape(...)` inputs."""
+class PackedCritic(InputTransformCritic):
+    """Scores packs of `pack` samples with `inner`, a critic built for `packed_shape(...)` inputs: its
+    scores, features (feature matching, WGAN-CT) and EBGAN energies are those of each pack."""
 
     def __init__(self, inner: nn.Module, pack: int) -> None:
-        super().__init__()
-        self.inner, self.pack = inner, pack
+        super().__init__(inner)
+        self.pack = pack
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(pack_samples(x, self.pack))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Penultimate features of each pack (feature matching, WGAN-CT's consistency term)."""
-        return self.inner.features(pack_samples(x, self.pack))
-
-    def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """EBGAN's energy and code of each pack (an autoencoder critic reconstructs the whole pack)."""
-        return self.inner.energy_and_code(pack_samples(x, self.pack))
-
-    @property
-    def head(self) -> nn.Module:
-        return self.inner.head
-
-    @property
-    def minibatch(self) -> nn.Module:
-        return self.inner.minibatch
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return pack_samples(x, self.pack)
