@@ -107,9 +107,14 @@ class GANDataModule(L.LightningDataModule):
 
     test_dataloader = val_dataloader
 
+    @property
+    def reference(self) -> torch.Tensor:
+        """The stored rows evaluation compares against: the training data itself here."""
+        return self.stored
+
     def real_samples(self, n: int | None = None, seed: int = 0) -> torch.Tensor:
-        """n real samples for evaluation (all of them when n is None or exceeds the data)."""
-        stored = self.stored
+        """n real samples for evaluation (all of `reference` when n is None or exceeds it)."""
+        stored = self.reference
         if n is not None and n < len(stored):
             gen = torch.Generator().manual_seed(seed)
             stored = stored[torch.randperm(len(stored), generator=gen)[:n]]
@@ -117,4 +122,4 @@ class GANDataModule(L.LightningDataModule):
 
     def protocol(self) -> dict[str, object]:
         """Everything about the real data that a cached statistic depends on."""
-        return {"dataset": self.name, "split": self.split, "shape": list(self.data_shape), "size": len(self)}
+        return {"dataset": self.name, "split": self.split, "shape": list(self.data_shape), "size": len(self.reference)}

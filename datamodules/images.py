@@ -47,9 +47,21 @@ def dequantize_images(stored: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (stored.float() + u) / 128.0 - 1.0
 
 
+FRACTION_SEED = 0  # one fixed subset per (data set, fraction): every run and seed of a comparison trains on it
+
+
+def subset_indices(n: int, fraction: float) -> torch.Tensor:
+    """The round(fraction * n) training images of a data-limited run (at least 1), sorted: a random
+    subset drawn once from FRACTION_SEED, independent of `data.seed`, so seeds vary the training only."""
+    keep = max(1, round(fraction * n))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(FRACTION_SEED))[:keep].sort().values
+
+
 class ImageDataModule(GANDataModule):
     """Shared image logic: declared shape, optional resize, uint8 <-> [-1, 1].
 
+    `fraction` < 1 trains on a fixed random subset of the images (data-limited GAN training, e.g.
+    DiffAugment's 10% settings); evaluation still compares against all of them (`reference`).
     `dequantize` adds uniform noise to the *training* batches (`dequantize_images`), drawn per global
     batch from the data seed (`GlobalBatchStream.local_noise`), so it is resumable and the same on any
     number of ranks; evaluation data stays undithered, as in the reference codes.
@@ -60,13 +72,22 @@ class ImageDataModule(GANDataModule):
     channels: int = 3
 
     def __init__(
-        self, image_size: int | None = None, batch_size: int = 64, seed: int = 0, dequantize: bool = False
+        self,
+        image_size: int | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+        dequantize: bool = False,
+        fraction: float = 1.0,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed)
         if image_size is not None and image_size < 4:
             raise ValueError(f"data.image_size={image_size} is invalid; allowed: an integer >= 4 or null")
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ValueError(f"data.fraction={fraction!r} is invalid; allowed: a float in (0, 1]")
         self.image_size = image_size or self.native_size
         self.dequantize = dequantize
+        self.fraction = float(fraction)
+        self._all: torch.Tensor | None = None
 
     def dequantizer(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
         return dequantize_images if self.dequantize else None
@@ -79,14 +100,24 @@ class ImageDataModule(GANDataModule):
         return stored.float() / 127.5 - 1.0
 
     def load(self) -> torch.Tensor:
-        return resize_uint8(self.load_native(), self.image_size)
+        """The training images: all of them, or the fixed `fraction` subset (`subset_indices`)."""
+        self._all = resize_uint8(self.load_native(), self.image_size)
+        return self._all[subset_indices(len(self._all), self.fraction)] if self.fraction < 1 else self._all
+
+    @property
+    def reference(self) -> torch.Tensor:
+        """Evaluation compares against the whole data set, also when training sees a fraction of it
+        (the data-limited protocol of Zhao et al. 2020 and Karras et al. 2020a: same yardstick)."""
+        stored = self.stored  # loading sets `_all`
+        return stored if self._all is None else self._all
 
     def load_native(self) -> torch.Tensor:
         """uint8 (N, C, H, W) at the dataset's own resolution."""
         raise NotImplementedError
 
     def protocol(self) -> dict[str, object]:
-        return {**super().protocol(), "image_size": self.image_size}
+        limited = {"training_fraction": self.fraction} if self.fraction < 1 else {}
+        return {**super().protocol(), "image_size": self.image_size, **limited}
 
 
 class DigitsDataModule(ImageDataModule):
@@ -156,6 +187,7 @@ class TorchvisionDataModule(ImageDataModule):
         batch_size: int = 64,
         seed: int = 0,
         dequantize: bool = False,
+        fraction: float = 1.0,
     ) -> None:
         if dataset not in self.SHAPES:
             raise ValueError(f"data.dataset={dataset!r} is unknown; allowed: {', '.join(self.SHAPES)}")
@@ -167,7 +199,7 @@ class TorchvisionDataModule(ImageDataModule):
             )
         self.name = dataset
         self.channels, self.native_size = self.SHAPES[dataset]
-        super().__init__(image_size=image_size, batch_size=batch_size, seed=seed, dequantize=dequantize)
+        super().__init__(image_size, batch_size, seed, dequantize, fraction)
         self.root = Path(root).expanduser()
         self._split = split
         self.download = download

@@ -166,3 +166,20 @@ def test_dequantisation_noise_is_the_same_on_any_world_size_and_after_a_resume(w
             for j in range(3):
                 expected = single[3 + 3 * i + j].view(world, 16 // world, 1, 8, 8)[rank]
                 assert torch.equal(item[j], expected)
+
+
+def test_a_training_fraction_is_one_fixed_subset_and_evaluation_keeps_the_whole_set():
+    from datamodules.images import FRACTION_SEED, subset_indices
+
+    full = DigitsDataModule()
+    tenth, other_seed = DigitsDataModule(fraction=0.1), DigitsDataModule(fraction=0.1, seed=3)
+    expected = torch.randperm(1797, generator=torch.Generator().manual_seed(FRACTION_SEED))[:180].sort().values
+    assert torch.equal(subset_indices(1797, 0.1), expected)
+    assert len(tenth) == 180 and torch.equal(tenth.stored, full.stored[expected])
+    assert torch.equal(other_seed.stored, tenth.stored)  # data.seed changes the order of batches, not the images
+    assert torch.equal(tenth.real_samples(), full.real_samples())  # the yardstick is all 1,797 images
+    assert tenth.protocol() == {**full.protocol(), "training_fraction": 0.1}
+    assert "training_fraction" not in full.protocol()
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=rf"^data.fraction={bad!r} is invalid; allowed: a float in \(0, 1\]$"):
+            DigitsDataModule(fraction=bad)

@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
         "--select", nargs="+", default=None, help="config-name patterns, e.g. '*/ring8' 'dragan/*' (default all)"
     )
     parser.add_argument("--max_steps", type=int, default=1000, help="generator iterations per config")
-    parser.add_argument("--out", default="runs/bench/shipped", help="table, CSV and (under runs/) the run folders")
+    parser.add_argument("--out", default="runs/bench/shipped", help="table and CSV")
+    parser.add_argument("--runs_dir", default=None, help="run folders (default <out>/runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (OMP_NUM_THREADS)")
     parser.add_argument("--workers", type=int, default=1, help="configs trained at once (worker processes)")
     parser.add_argument("--list", action="store_true", help="print the selected configs and their fit arguments only")
@@ -50,7 +51,8 @@ def main(argv: list[str]) -> int:
         return 0
     out = Path(args.out)
     start = time.perf_counter()
-    results = run_configs(configs, out / "runs", args.max_steps, args.fit_args, args.threads, workers=args.workers)
+    runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
+    results = run_configs(configs, runs_dir, args.max_steps, args.fit_args, args.threads, workers=args.workers)
     command = "gan-lab shipped " + shlex.join(argv)
     for path in write_report(results, out, command, time.perf_counter() - start, args.workers):
         print(f"gan-lab {NAME}: wrote {path}")
