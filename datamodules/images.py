@@ -235,6 +235,8 @@ class TorchvisionDataModule(ImageDataModule):
 
     def labels(self) -> torch.Tensor:
         """The IDX labels of `split` (torchvision's download puts them next to the images)."""
+        if self.name not in self.LABELLED:
+            raise ValueError(f"data.dataset={self.name!r} has no labels here; allowed: {', '.join(self.LABELLED)}")
         raw = self._mnist_raw_file("labels")
         if raw is None:
             raise MissingDataError(

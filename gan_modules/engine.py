@@ -334,19 +334,27 @@ class AdversarialModule(L.LightningModule):
             z = self.seeded_noise(n or len(self.fixed_noise), seed)
         if self.num_classes and labels is None:
             labels = torch.arange(len(z)) % self.num_classes
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if (
+                not self.num_classes
+                or labels.shape != (len(z),)
+                or not 0 <= labels.min() <= labels.max() < self.num_classes
+            ):
+                values = labels.flatten().tolist()
+                raise ValueError(
+                    f"labels={values[:8]}{'...' if len(values) > 8 else ''} ({len(values)} of them) are invalid for "
+                    f"{len(z)} samples with model.num_classes={self.num_classes}; allowed: {len(z)} labels in "
+                    "0 .. num_classes - 1 (a conditional model only)"
+                )
         net = self.sampler
         was_training = net.training
         net.eval()
         if net is self.generator_ema and self._ema_stats_stale:
             self._recompute_ema_batchnorm_stats()
         chunks = z.split(batch_size)
-        ys = [None] * len(chunks) if labels is None else torch.as_tensor(labels).split(batch_size)
-        out = torch.cat(
-            [
-                self.generate(net, c.to(self.device), y if y is None else y.to(self.device))
-                for c, y in zip(chunks, ys, strict=True)
-            ]
-        )
+        ys = [None] * len(chunks) if labels is None else [y.to(self.device) for y in labels.split(batch_size)]
+        out = torch.cat([self.generate(net, c.to(self.device), y) for c, y in zip(chunks, ys, strict=True)])
         net.train(was_training)
         return out
 

@@ -191,9 +191,28 @@ def test_conditional_hinge_sngan_fit_on_digits_depends_on_the_label():
     generator = module.generator.eval()
     with torch.no_grad():
         assert (generator(z, torch.full((4,), 3)) - generator(z, torch.full((4,), 7))).abs().max() > 1e-3
+    # held-out critic scores at the real rows' labels (and fakes of those labels)
+    scores = trainer.validate(module, dm, verbose=False)[0]
+    idx = torch.randperm(len(dm), generator=torch.Generator().manual_seed(dm.seed + 7))[:64]
+    with torch.no_grad():
+        expected = module.critic.eval()(dm.decode(dm.stored[idx]), dm.stored_labels[idx]).mean()
+    assert scores["val/critic_real"] == pytest.approx(expected.item(), rel=1e-5)
     # fixed grids: the fixed noise at labels arange(n) % K, through the EMA generator
     ema = module.generator_ema.eval()
     torch.testing.assert_close(module.sample(12), ema(module.fixed_noise[:12], torch.arange(12) % 10))
+
+
+def test_sample_generates_the_given_labels_from_the_seeded_noise():
+    torch.manual_seed(0)
+    nets = {"generator": {"arch": "mlp", "hidden": [4]}, "critic": {"arch": "mlp", "hidden": [4]}}
+    module = AdversarialModule(z_dim=3, num_classes=4, **nets)
+    with torch.no_grad():
+        module.generator.net[1].bias.weight.normal_()  # labels must matter from the start
+    labels = torch.tensor([3, 0, 0, 2, 1])
+    expected = module.generator(module.seeded_noise(5, seed=11), labels)
+    torch.testing.assert_close(module.sample(5, seed=11, labels=labels, batch_size=2), expected)
+    with pytest.raises(ValueError, match=r"^labels=\[0, 4\] \(2 of them\) are invalid for 2 samples with model.num"):
+        module.sample(2, seed=11, labels=torch.tensor([0, 4]))
 
 
 def test_ema_standing_statistics_of_conditional_batch_norm_are_the_analytic_moments():

@@ -1,7 +1,7 @@
 """The layers that carry a class label through the networks.
 
 Generator: conditional BatchNorm (de Vries et al. 2017, "Modulating early visual processing by
-language"; Miyato & Koyama 2018, "cGANs with Projection Discriminator", Sec. 4.1): BatchNorm
+language"; Miyato & Koyama 2018, "cGANs with Projection Discriminator", its generators): BatchNorm
 without its own affine, then a gain and a bias looked up per class. Critic: the projection
 discriminator's inner product of a class embedding with the penultimate features (Miyato & Koyama
 2018, Eq. 3), added in `Critic.score`. Losses and regularisers read a critic of one input, so the
@@ -35,7 +35,7 @@ class LabelledSequential(nn.Sequential, Conditioned):
 
 class ConditionalBatchNorm(Conditioned):
     """normalise(x) * gain[y] + bias[y], per channel, with gain initialised to 1 and bias to 0 (de Vries
-    et al. 2017, Eq. 2-3; Miyato & Koyama 2018's categorical conditional BatchNorm).
+    et al. 2017's conditional BatchNorm with one gain and bias per class, as Miyato & Koyama 2018 use it).
 
     `normalise` is a BatchNorm without affine; `nn.Identity()` leaves the per-class gain and bias alone
     (FiLM, Perez et al. 2018), which conditions nets built without BatchNorm (the MLP generator's
@@ -63,7 +63,7 @@ def projection(features: Tensor, embedded: Tensor) -> Tensor:
 
 def projection_embedding(num_classes: int, feature_dim: int) -> nn.Embedding:
     """V of Eq. 3, Glorot-uniform as in the authors' code (pfnet-research/sngan_projection,
-    dis_models/snresnet.py: `SNEmbedID(n_classes, ch, initialW=GlorotUniform())`)."""
+    dis_models/snresnet_32.py: `SNEmbedID(n_classes, ch, initialW=GlorotUniform())`)."""
     embed = nn.Embedding(num_classes, feature_dim)
     nn.init.xavier_uniform_(embed.weight)
     return embed
