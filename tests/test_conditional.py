@@ -202,6 +202,27 @@ def test_conditional_hinge_sngan_fit_on_digits_depends_on_the_label():
     torch.testing.assert_close(module.sample(12), ema(module.fixed_noise[:12], torch.arange(12) % 10))
 
 
+def test_a_resumed_conditional_fit_ends_with_the_uninterrupted_weights(tmp_path, capsys):
+    """The toy WGAN-GP on ring8's 8 components: 6 iterations straight, or 2, stop, and resume to 6
+    (the stream restarts at its consumed batches, the label draws at the checkpointed draw count)."""
+
+    def fit(root: str, steps: int) -> dict[str, torch.Tensor]:
+        config = fit_yaml(
+            tmp_path / f"{root}{steps}.yaml", model={"init_args": {"num_classes": 8}}, trainer={"max_steps": steps}
+        )
+        assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / root)]) == 0
+        return torch.load(tmp_path / root / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
+    straight, stopped = fit("straight", 6), fit("resumed", 2)
+    capsys.readouterr()
+    resumed = fit("resumed", 6)
+    assert f"resuming from {tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt'}" in capsys.readouterr().out
+    assert straight.keys() == resumed.keys() and any("embed" in k for k in straight)
+    assert any(not torch.equal(stopped[k], straight[k]) for k in straight)  # the second part trained
+    for name, value in straight.items():
+        assert torch.equal(resumed[name], value), name
+
+
 def test_sample_generates_the_given_labels_from_the_seeded_noise():
     torch.manual_seed(0)
     nets = {"generator": {"arch": "mlp", "hidden": [4]}, "critic": {"arch": "mlp", "hidden": [4]}}
