@@ -21,10 +21,13 @@ class GANDataModule(L.LightningDataModule):
     images in [-1, 1]) and declare `data_shape` and `kind` at construction, so that models can size
     themselves before any data is read (LightningCLI links `data.data_shape` to the model).
     `batch_size` is the *global* batch: under DDP each of N ranks gets batch_size / N rows.
+    Labelled data declares `num_classes` > 0 and implements `load_labels()`; the stream then carries
+    the labels of its rows to a model whose `num_classes` > 0 (a class-conditional GAN).
     """
 
     kind: Kind = "points"
     name: str = "data"
+    num_classes: int = 0  # classes of the rows' labels; 0: the data has none
 
     def __init__(self, batch_size: int = 64, seed: int = 0, num_val_batches: int = 4) -> None:
         super().__init__()
@@ -35,6 +38,7 @@ class GANDataModule(L.LightningDataModule):
         self.seed = seed
         self.num_val_batches = num_val_batches
         self._data: torch.Tensor | None = None
+        self._labels: torch.Tensor | None = None
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -47,6 +51,10 @@ class GANDataModule(L.LightningDataModule):
 
     def load(self) -> torch.Tensor:
         """The whole training set as stored in memory (images as uint8 to save 4x memory)."""
+        raise NotImplementedError
+
+    def load_labels(self) -> torch.Tensor:
+        """The class (0 .. num_classes - 1) of each row `load()` returns, in the same order."""
         raise NotImplementedError
 
     def decode(self, stored: torch.Tensor) -> torch.Tensor:
@@ -66,6 +74,16 @@ class GANDataModule(L.LightningDataModule):
             self._data = data.contiguous()
         return self._data
 
+    @property
+    def stored_labels(self) -> torch.Tensor:
+        """The labels of `stored`, row for row (int64)."""
+        if self._labels is None:
+            labels = torch.as_tensor(self.load_labels()).long()
+            if labels.shape != (len(self.stored),):
+                raise RuntimeError(f"{self.name}: {tuple(labels.shape)} labels for {len(self.stored)} rows")
+            self._labels = labels
+        return self._labels
+
     def __len__(self) -> int:
         return len(self.stored)
 
@@ -82,6 +100,10 @@ class GANDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         return int(getattr(module, name, default))
 
+    def _labels_for_model(self) -> torch.Tensor | None:
+        """The labels when the model trained is class-conditional (its `num_classes` > 0), else None."""
+        return self.stored_labels if self._from_model("num_classes", 0) > 0 else None
+
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
@@ -95,6 +117,7 @@ class GANDataModule(L.LightningDataModule):
             self.decode,
             self._from_model("real_batches_per_step", 1),  # the engine: n_critic, one per critic step
             self.dequantizer(),
+            self._labels_for_model(),
         )
         return DataLoader(stream, batch_size=None, num_workers=0)
 
@@ -103,7 +126,9 @@ class GANDataModule(L.LightningDataModule):
         gen = torch.Generator().manual_seed(self.seed + 7)
         n = min(len(self), self.batch_size * self.num_val_batches)
         idx = torch.randperm(len(self), generator=gen)[:n]
-        return DataLoader(TensorDataset(self.decode(self.stored[idx])), batch_size=self.batch_size)
+        labels = self._labels_for_model()
+        columns = (self.decode(self.stored[idx]),) if labels is None else (self.decode(self.stored[idx]), labels[idx])
+        return DataLoader(TensorDataset(*columns), batch_size=self.batch_size)
 
     test_dataloader = val_dataloader
 

@@ -61,7 +61,8 @@ class ImageDataModule(GANDataModule):
     """Shared image logic: declared shape, optional resize, uint8 <-> [-1, 1].
 
     `fraction` < 1 trains on a fixed random subset of the images (data-limited GAN training, e.g.
-    DiffAugment's 10% settings); evaluation still compares against all of them (`reference`).
+    DiffAugment's 10% settings); evaluation still compares against all of them (`reference`), and
+    the labels (`labels()`, of the native images, for data sets with `num_classes` > 0) follow the subset.
     `dequantize` adds uniform noise to the *training* batches (`dequantize_images`), drawn per global
     batch from the data seed (`GlobalBatchStream.local_noise`), so it is resumable and the same on any
     number of ranks; evaluation data stays undithered, as in the reference codes.
@@ -104,6 +105,14 @@ class ImageDataModule(GANDataModule):
         self._all = resize_uint8(self.load_native(), self.image_size)
         return self._all[subset_indices(len(self._all), self.fraction)] if self.fraction < 1 else self._all
 
+    def load_labels(self) -> torch.Tensor:
+        labels = torch.as_tensor(self.labels())
+        return labels[subset_indices(len(labels), self.fraction)] if self.fraction < 1 else labels
+
+    def labels(self) -> torch.Tensor:
+        """The class of each image `load_native` returns, in its order."""
+        raise NotImplementedError
+
     @property
     def reference(self) -> torch.Tensor:
         """Evaluation compares against the whole data set, also when training sees a fraction of it
@@ -126,6 +135,7 @@ class DigitsDataModule(ImageDataModule):
     name = "digits"
     native_size = 8
     channels = 1
+    num_classes = 10
 
     def load_native(self) -> torch.Tensor:
         from sklearn.datasets import load_digits
@@ -143,24 +153,28 @@ class MissingDataError(FileNotFoundError):
     """Raised when a dataset is neither on disk nor downloadable; its message says how to get it."""
 
 
-def _read_idx_images(path: Path) -> torch.Tensor:
-    """Read an IDX image file (gz or not) with torchvision's own reader."""
-    from torchvision.datasets.mnist import read_image_file
+def _read_idx(path: Path, kind: str) -> torch.Tensor:
+    """Read an IDX file (gz or not) of `kind` "images" or "labels" with torchvision's own readers."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
 
+    read = read_image_file if kind == "images" else read_label_file
     if path.suffix != ".gz":
-        return read_image_file(str(path))
+        return read(str(path))
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / path.stem
         with gzip.open(path, "rb") as src, open(raw, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        return read_image_file(str(raw))
+        return read(str(raw))
 
 
 class TorchvisionDataModule(ImageDataModule):
     """MNIST, Fashion-MNIST, CIFAR-10, CelebA or any ImageFolder, via torchvision.
 
     `split` chooses the part served as training data for the GAN (e.g. MNIST's 10k test split).
+    MNIST and Fashion-MNIST have labels (10 classes), read from the IDX labels file next to the images.
     """
+
+    LABELLED: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist")
 
     SHAPES: ClassVar[dict[str, tuple[int, int]]] = {
         "mnist": (1, 28),
@@ -199,6 +213,7 @@ class TorchvisionDataModule(ImageDataModule):
             )
         self.name = dataset
         self.channels, self.native_size = self.SHAPES[dataset]
+        self.num_classes = 10 if dataset in self.LABELLED else 0
         super().__init__(image_size, batch_size, seed, dequantize, fraction)
         self.root = Path(root).expanduser()
         self._split = split
@@ -209,19 +224,38 @@ class TorchvisionDataModule(ImageDataModule):
         return self._split
 
     def load_native(self) -> torch.Tensor:
-        if self.name in ("mnist", "fashion_mnist"):
-            raw = self._mnist_raw_folder()
+        if self.name in self.LABELLED:
+            raw = self._mnist_raw_file("images")
             if raw is not None:
-                return _read_idx_images(raw).unsqueeze(1)
+                return _read_idx(raw, "images").unsqueeze(1)
         try:
             return self._load_with_torchvision()
         except (RuntimeError, OSError) as err:  # torchvision raises both for missing/undownloadable data
             raise MissingDataError(self._how_to_obtain(err)) from err
 
-    def _mnist_raw_folder(self) -> Path | None:
-        """The IDX file for `split` in torchvision's layout, if present (a test-only folder is fine)."""
-        folder = self.root / ("MNIST" if self.name == "mnist" else "FashionMNIST") / "raw"
-        stem = "train-images-idx3-ubyte" if self.split == "train" else "t10k-images-idx3-ubyte"
+    def labels(self) -> torch.Tensor:
+        """The IDX labels of `split` (torchvision's download puts them next to the images)."""
+        if self.name not in self.LABELLED:
+            raise ValueError(f"data.dataset={self.name!r} has no labels here; allowed: {', '.join(self.LABELLED)}")
+        raw = self._mnist_raw_file("labels")
+        if raw is None:
+            raise MissingDataError(
+                f"{self.name} labels ({self.split} split) not found under data.root={str(self.root)!r}: place "
+                f"{self._mnist_stem('labels')}[.gz] in {self.root / self._mnist_folder()}"
+            )
+        return _read_idx(raw, "labels")
+
+    def _mnist_folder(self) -> str:
+        return f"{'MNIST' if self.name == 'mnist' else 'FashionMNIST'}/raw"
+
+    def _mnist_stem(self, kind: str) -> str:
+        dims = "idx3" if kind == "images" else "idx1"
+        return f"{'train' if self.split == 'train' else 't10k'}-{kind}-{dims}-ubyte"
+
+    def _mnist_raw_file(self, kind: str) -> Path | None:
+        """The IDX file of `kind` ("images", "labels") for `split` in torchvision's layout, if present
+        (a test-only folder is fine)."""
+        folder, stem = self.root / self._mnist_folder(), self._mnist_stem(kind)
         for candidate in (folder / stem, folder / f"{stem}.gz"):
             if candidate.is_file():
                 return candidate

@@ -32,7 +32,9 @@ class GlobalBatchStream(IterableDataset):
     Rank r receives rows [r*B_local, (r+1)*B_local) of each global batch. With `batches_per_step`
     n > 1, each item holds n consecutive batches stacked on a new leading dimension, shape
     (n, B_local, ...), gathered in one indexing operation. With `dequantize`, rows are decoded by
-    `dequantize(stored_rows, u)` with u from `local_noise(k)` instead of by `decode`.
+    `dequantize(stored_rows, u)` with u from `local_noise(k)` instead of by `decode`. With `labels`
+    (one per data row) each item is the pair (rows, their labels), the labels shaped (B_local,) or
+    (n, B_local).
     """
 
     def __init__(
@@ -46,8 +48,11 @@ class GlobalBatchStream(IterableDataset):
         decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
         batches_per_step: int = 1,
         dequantize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        labels: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
+        if labels is not None and len(labels) != len(data):
+            raise ValueError(f"{len(labels)} labels for {len(data)} data rows; allowed: one label per row")
         if batches_per_step < 1:
             raise ValueError(f"batches_per_step={batches_per_step} is invalid; allowed: an integer >= 1")
         if global_batch_size % world_size:
@@ -58,6 +63,7 @@ class GlobalBatchStream(IterableDataset):
         if global_batch_size > len(data):
             raise ValueError(f"batch_size={global_batch_size} exceeds the dataset size {len(data)}")
         self.data = data
+        self.labels = labels
         self.global_batch_size = global_batch_size
         self.local_batch_size = global_batch_size // world_size
         self.seed = seed
@@ -93,24 +99,23 @@ class GlobalBatchStream(IterableDataset):
         lo = self.rank * self.local_batch_size
         return noise[lo : lo + self.local_batch_size]
 
-    def _rows(self, batches: range) -> torch.Tensor:
-        idx = torch.cat([self.local_indices(j) for j in batches])
+    def _rows(self, idx: torch.Tensor, batches: range) -> torch.Tensor:
         if self.dequantize is None:
             return self.decode(self.data[idx])
         return self.dequantize(self.data[idx], torch.cat([self.local_noise(j) for j in batches]))
 
-    def local_batch(self, k: int) -> torch.Tensor:
-        return self._rows(range(k, k + 1))
-
-    def local_batches(self, k: int) -> torch.Tensor:
-        """This rank's slices of global batches k .. k + batches_per_step - 1, stacked."""
+    def local_batches(self, k: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """This rank's slices of global batches k .. k + batches_per_step - 1, stacked (one batch: not
+        stacked), gathered with one index; with labels, the pair of rows and their labels."""
         n = self.batches_per_step
-        if n == 1:
-            return self.local_batch(k)
-        rows = self._rows(range(k, k + n))
-        return rows.view(n, self.local_batch_size, *rows.shape[1:])
+        batches = range(k, k + n)
+        idx = torch.cat([self.local_indices(j) for j in batches])
+        rows = self._rows(idx, batches)
+        stack = (n, self.local_batch_size) if n > 1 else (self.local_batch_size,)
+        rows = rows.view(*stack, *rows.shape[1:])
+        return rows if self.labels is None else (rows, self.labels[idx].view(stack))
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
         # DataLoader reads workers round-robin, so worker w serving item i = w (mod W) keeps the order.

@@ -34,23 +34,30 @@ MIXTURES: dict[str, tuple[torch.Tensor, float]] = {
 }
 
 
-def sample_mixture(name: str, n: int, seed: int) -> torch.Tensor:
-    """n points from a named 2D distribution, reproducible from `seed`."""
+def sample_mixture_with_components(name: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n points from a named 2D distribution, reproducible from `seed`, and the mixture component
+    each point was drawn from (None for the swiss roll, which is no mixture)."""
     if name == "swissroll":
         from sklearn.datasets import make_swiss_roll
 
         points, _ = make_swiss_roll(n_samples=n, noise=0.25, random_state=seed)
-        return torch.from_numpy(points[:, [0, 2]].astype(np.float32) / 7.5)
+        return torch.from_numpy(points[:, [0, 2]].astype(np.float32) / 7.5), None
     if name not in MIXTURES:
         raise ValueError(f"data.dataset={name!r} is unknown; allowed: {', '.join(TOY_DATASETS)}")
     modes, std = MIXTURES[name]
     gen = torch.Generator().manual_seed(seed)
     which = torch.randint(len(modes), (n,), generator=gen)
-    return modes[which] + std * torch.randn(n, 2, generator=gen)
+    return modes[which] + std * torch.randn(n, 2, generator=gen), which
+
+
+def sample_mixture(name: str, n: int, seed: int) -> torch.Tensor:
+    """n points from a named 2D distribution, reproducible from `seed`."""
+    return sample_mixture_with_components(name, n, seed)[0]
 
 
 class Toy2DDataModule(GANDataModule):
-    """A fixed sample of `size` points from a 2D mixture (regenerated identically from `seed`)."""
+    """A fixed sample of `size` points from a 2D mixture (regenerated identically from `seed`); its
+    labels are the mixture components (8 for ring8, 25 for grid25; the swiss roll has none)."""
 
     kind = "points"
 
@@ -60,6 +67,7 @@ class Toy2DDataModule(GANDataModule):
         super().__init__(batch_size=batch_size, seed=seed)
         self.name = dataset
         self.size = size
+        self.num_classes = len(MIXTURES[dataset][0]) if dataset in MIXTURES else 0
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -76,3 +84,6 @@ class Toy2DDataModule(GANDataModule):
 
     def load(self) -> torch.Tensor:
         return sample_mixture(self.name, self.size, self.seed)
+
+    def load_labels(self) -> torch.Tensor:
+        return sample_mixture_with_components(self.name, self.size, self.seed)[1]

@@ -23,9 +23,10 @@ def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Mo
     eval mode u is frozen, so evaluation does not change the critic. torch warms u up with 15
     iterations when the layer is wrapped. Conv weights are normalised as the (C_out, C_in*k*k)
     matrix, the paper's practical choice (Sec. 2.1). Minibatch discrimination's kernel tensor is a
-    parameter, not a layer, and is left alone.
+    parameter, not a layer, and is left alone. A projection critic's class embedding is normalised
+    too, as the (num_classes, F) matrix (Miyato & Koyama 2018's code: `SNEmbedID`).
     """
     for child in list(module.modules()):
-        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
             spectral_norm(child, n_power_iterations=n_power_iterations)
     return module

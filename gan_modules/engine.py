@@ -9,6 +9,12 @@ backward), Dreg (lazy regularisers, on every k-th critic step), Gmain. The datam
 so Lightning's per-batch loop runs once per generator iteration, as a plain loop's would. Only
 generator steps advance `global_step`, so `--trainer.max_steps N` means N generator iterations (the
 unit papers report), and checkpoints, logs and the progress bar count the same thing.
+
+A class-conditional GAN (`num_classes` K > 0; Miyato & Koyama 2018) reads a label with every real
+row: the critic step's fakes take the labels of its real batch, so the loss and every regulariser
+see one label per row, and the generator step draws its labels uniformly from the global draw
+stream. Losses, regularisers and generator terms read the critic with those labels bound
+(`LabelledCritic`), so they stay functions of a critic of one input.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch import Tensor, nn
 from gan_modules import augment as diffaugment
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
 from gan_modules.nets import build_critic, build_generator
+from gan_modules.nets.conditional import LabelledCritic, uniform_labels
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 from gan_modules.objective import Logs, resolve_objective
 from gan_modules.registry import Spec
@@ -61,6 +68,9 @@ class AdversarialModule(L.LightningModule):
             cutout ("" = none): every critic input in training is augmented, penalty inputs included
             (`gan_modules.augment.AugmentedCritic`). Images only.
         generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``.
+        num_classes: K > 0 makes the GAN class-conditional on the data's K labels (module docstring):
+            a conditional-BatchNorm generator and a projection critic (`gan_modules.nets.conditional`);
+            0: unconditional.
         data_shape: filled in from the datamodule by the CLI.
         z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
             al. 2014's code; DCGAN). A bounded prior puts less mass where the generator must cross
@@ -97,6 +107,7 @@ class AdversarialModule(L.LightningModule):
         augment: str = "",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
+        num_classes: int = 0,
         data_shape: tuple[int, ...] = (2,),
         z_dim: int = 64,
         z_prior: Literal["normal", "uniform"] = "normal",
@@ -120,6 +131,7 @@ class AdversarialModule(L.LightningModule):
         _check(n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
         _check(g_batch_size is None or g_batch_size >= 1, "model.g_batch_size", g_batch_size, "null or an integer >= 1")
         _check(z_dim >= 1, "model.z_dim", z_dim, "an integer >= 1")
+        _check(num_classes >= 0, "model.num_classes", num_classes, "0 (unconditional) or the data's number of classes")
         _check(z_prior in Z_PRIORS, "model.z_prior", z_prior, ", ".join(Z_PRIORS))
         _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
@@ -162,9 +174,10 @@ class AdversarialModule(L.LightningModule):
         self.hparams.update(generator=generator, critic=critic)
         self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
         self.iterations_per_batch = iterations_per_batch
+        self.num_classes = num_classes  # read by the datamodule: it then streams labels with the rows
         self.z_draw = Z_PRIORS[z_prior]
-        self.generator = build_generator(generator, z_dim, self.data_shape)
-        self.critic = build_critic(critic, self.data_shape)
+        self.generator = build_generator(generator, z_dim, self.data_shape, num_classes)
+        self.critic = build_critic(critic, self.data_shape, num_classes)
         if self.objective.constraint.wrap is not None:
             self.critic = self.objective.constraint.wrap(self.critic)
         if diffaugment.parse_policy(augment):
@@ -199,38 +212,50 @@ class AdversarialModule(L.LightningModule):
         if self.objective.constraint.project is not None:
             self.objective.constraint.project(self.critic)
 
-    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
-        """Dmain: the loss on one real batch and detached fakes, plus every eager regulariser."""
-        d_real, d_fake = self.critic(real), self.critic(fake)
+    @staticmethod
+    def labelled(critic: nn.Module, labels: Tensor | None) -> nn.Module:
+        """The critic as losses and regularisers read it: with the batch's labels bound, if any."""
+        return critic if labels is None else LabelledCritic(critic, labels)
+
+    def critic_loss(self, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Logs]:
+        """Dmain: the loss on one real batch and detached fakes (of the same `labels`, if conditional),
+        plus every eager regulariser."""
+        critic = self.labelled(self.critic, labels)
+        d_real, d_fake = critic(real), critic(fake)
         adversarial = self.objective.loss
         loss = adversarial.critic(d_real, d_fake, real, fake)
         logs = adversarial.logs(d_real, d_fake, real, fake, loss)
-        total, reg_logs = self.regularizer_loss(self.objective.eager, real, fake, gain=1)
+        total, reg_logs = self.regularizer_loss(self.objective.eager, real, fake, gain=1, labels=labels)
         return (loss if total is None else loss + total), {**logs, **reg_logs}
 
-    def regularizer_loss(self, terms: tuple, real: Tensor, fake: Tensor, gain: int) -> tuple[Tensor | None, Logs]:
+    def regularizer_loss(
+        self, terms: tuple, real: Tensor, fake: Tensor, gain: int, labels: Tensor | None = None
+    ) -> tuple[Tensor | None, Logs]:
         """sum_i gain * weight_i * R_i(critic, real, fake, draws); `gain` is a lazy phase's interval."""
         total, logs = None, {}
+        critic = self.labelled(self.penalty_critic, labels)
         for reg in terms:
-            value = reg.term.fn(self.penalty_critic, real, fake, self)
+            value = reg.term.fn(critic, real, fake, self)
             logs[f"train/{reg.name}"] = value.detach()
             weighted = (gain * reg.weight) * value
             total = weighted if total is None else total + weighted
         return total, logs
 
-    def generator_loss(self, fake: Tensor, real: Tensor) -> tuple[Tensor, Logs]:
-        """Gmain: the loss's generator term plus the generator terms, on fakes that carry gradient."""
+    def generator_loss(self, fake: Tensor, real: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Logs]:
+        """Gmain: the loss's generator term plus the generator terms, on fakes that carry gradient
+        (generated from `labels`, if conditional)."""
         weight, terms, total, logs = self.hparams.generator_adversarial_weight, self.objective.generator_terms, None, {}
+        critic = self.labelled(self.critic, labels)
         codes = None
         if any(t.term.reads_codes for t in terms):  # one autoencoder pass gives energies and codes
             d_fake, codes = self.critic.energy_and_code(fake)
         elif weight:
-            d_fake = self.critic(fake)
+            d_fake = critic(fake)
         if weight:
             total = self.objective.loss.generator(d_fake)
             total = total if weight == 1 else weight * total
         for term in terms:
-            value = term.term.fn(self.critic, fake, real, codes)
+            value = term.term.fn(critic, fake, real, codes)
             logs[f"train/{term.name}"] = value.detach()
             weighted = term.weight * value
             total = weighted if total is None else total + weighted
@@ -254,6 +279,21 @@ class AdversarialModule(L.LightningModule):
     def noise(self, n: int) -> Tensor:
         """Training noise from the global draw stream."""
         return self._draw(self.z_draw, (n, self.z_dim))
+
+    def generator_labels(self, n: int) -> Tensor | None:
+        """A generator step's labels, uniform over the classes, from the global draw stream (None:
+        unconditional)."""
+        if not self.num_classes:
+            return None
+        trainer = self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        make = lambda m, gen: {"y": uniform_labels(self.num_classes, m, gen)}  # noqa: E731
+        return self.draws.draw_many(make, n, rank, world)["y"].to(self.device)
+
+    @staticmethod
+    def generate(net: nn.Module, z: Tensor, labels: Tensor | None) -> Tensor:
+        """G(z), or G(z, y) for a conditional generator."""
+        return net(z) if labels is None else net(z, labels)
 
     def seeded_noise(self, n: int, seed: int) -> Tensor:
         """Reproducible noise outside the training stream (evaluation, fixed grids), on the CPU."""
@@ -279,22 +319,42 @@ class AdversarialModule(L.LightningModule):
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     @torch.no_grad()
-    def sample(self, n: int | None = None, seed: int | None = None, batch_size: int = 500) -> Tensor:
+    def sample(
+        self, n: int | None = None, seed: int | None = None, labels: Tensor | None = None, batch_size: int = 500
+    ) -> Tensor:
         """n samples in data space ([-1, 1] images or 2D data units), in eval mode.
 
         With `seed` the noise is reproducible; without, the fixed evaluation noise is used
-        (n <= num_fixed_samples).
+        (n <= num_fixed_samples). A conditional generator samples `labels`, by default
+        `arange(n) % num_classes`, so every class appears (in fixed grids: in the same places).
         """
         if seed is None:
             z = self.fixed_noise[:n]
         else:
             z = self.seeded_noise(n or len(self.fixed_noise), seed)
+        if self.num_classes and labels is None:
+            labels = torch.arange(len(z)) % self.num_classes
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if (
+                not self.num_classes
+                or labels.shape != (len(z),)
+                or not 0 <= labels.min() <= labels.max() < self.num_classes
+            ):
+                values = labels.flatten().tolist()
+                raise ValueError(
+                    f"labels={values[:8]}{'...' if len(values) > 8 else ''} ({len(values)} of them) are invalid for "
+                    f"{len(z)} samples with model.num_classes={self.num_classes}; allowed: {len(z)} labels in "
+                    "0 .. num_classes - 1 (a conditional model only)"
+                )
         net = self.sampler
         was_training = net.training
         net.eval()
         if net is self.generator_ema and self._ema_stats_stale:
             self._recompute_ema_batchnorm_stats()
-        out = torch.cat([net(chunk.to(self.device)) for chunk in z.split(batch_size)])
+        chunks = z.split(batch_size)
+        ys = [None] * len(chunks) if labels is None else [y.to(self.device) for y in labels.split(batch_size)]
+        out = torch.cat([self.generate(net, c.to(self.device), y) for c, y in zip(chunks, ys, strict=True)])
         net.train(was_training)
         return out
 
@@ -312,35 +372,39 @@ class AdversarialModule(L.LightningModule):
         spans several batches)."""
         return self.n_critic * self.iterations_per_batch
 
-    def real_batches(self, batch: Tensor | list[Tensor] | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """The real batches in one Lightning batch: a stack of them (shape (n, B, *data_shape), from
-        `GlobalBatchStream`) or a single one (any other loader; a (data, label) pair keeps the data)."""
+    def real_batches(self, batch: Tensor | list[Tensor] | tuple[Tensor, ...]) -> list[tuple[Tensor, Tensor | None]]:
+        """The (real batch, its labels) pairs in one Lightning batch: a stack of batches (shape
+        (n, B, *data_shape), from `GlobalBatchStream`) or a single one (any other loader). The labels
+        are the second element of a (data, labels) batch for a conditional model, else None."""
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return real.unbind(0) if real.dim() == len(self.data_shape) + 2 else (real,)
+        labels = batch[1] if self.num_classes and isinstance(batch, (list, tuple)) else None
+        if real.dim() != len(self.data_shape) + 2:
+            return [(real, labels)]
+        return list(zip(real.unbind(0), [None] * len(real) if labels is None else labels.unbind(0), strict=True))
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         max_steps = self.trainer.max_steps
-        for real in self.real_batches(batch):
+        for real, labels in self.real_batches(batch):
             if 0 < max_steps <= self.global_step:
                 break  # a warm-up iteration ended mid-batch on the last generator iteration
-            self.train_on_real_batch(real)
+            self.train_on_real_batch(real, labels)
 
-    def train_on_real_batch(self, real: Tensor) -> None:
+    def train_on_real_batch(self, real: Tensor, labels: Tensor | None = None) -> None:
         """One critic step on `real` (Dmain, then Dreg when a lazy regulariser is due), and the
-        generator step (Gmain) when it completes an iteration."""
+        generator step (Gmain) when it completes an iteration; `labels`: the real rows' classes."""
         pretrain = self.objective.loss.pretrain
         if pretrain is not None and self.real_batches_consumed < self.hparams.critic_pretrain_steps:
             self.critic_update(pretrain(self.critic(real)))
             return
         g_opt = self.optimizers()[1]
         with torch.no_grad():  # the critic step needs no graph through the generator (BatchNorm still updates)
-            fake = self.generator(self.noise(len(real)))
-        d_loss, d_logs = self.critic_loss(real, fake)
+            fake = self.generate(self.generator, self.noise(len(real)), labels)
+        d_loss, d_logs = self.critic_loss(real, fake, labels)
         self.step_losses = {"critic": d_loss.detach()}
         self.critic_update(d_loss)
         lazy = self.objective.lazy_due(self.real_batches_consumed - self.hparams.critic_pretrain_steps)
         if lazy:
-            reg_loss, reg_logs = self.regularizer_loss(lazy, real, fake, gain=lazy[0].every)
+            reg_loss, reg_logs = self.regularizer_loss(lazy, real, fake, gain=lazy[0].every, labels=labels)
             self.critic_update(reg_loss, consumes_batch=False)
             self._lazy_logs = reg_logs
         self.critic_steps_since_generator += 1
@@ -349,7 +413,9 @@ class AdversarialModule(L.LightningModule):
         self.critic_steps_since_generator = 0
 
         self.toggle_optimizer(g_opt)  # critic params need no grad in the generator step
-        g_loss, g_logs = self.generator_loss(self.generator(self.noise(self.generator_batch_size(real))), real)
+        n = self.generator_batch_size(real)
+        z, g_labels = self.noise(n), self.generator_labels(n)
+        g_loss, g_logs = self.generator_loss(self.generate(self.generator, z, g_labels), real, g_labels)
         self.step_losses["generator"] = g_loss.detach()
         g_opt.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
@@ -399,8 +465,12 @@ class AdversarialModule(L.LightningModule):
         """Standing statistics for the EMA generator (`gan_modules.nets.standing_stats`); a no-op
         without BatchNorm. Recomputed at most once per generator iteration that is sampled."""
         gen = torch.Generator().manual_seed(self.hparams.seed + STANDING_STATS_SEED_OFFSET)
-        noise = lambda n: draw(self.z_draw, (n, self.z_dim), gen).to(self.device)  # noqa: E731
-        recompute_batchnorm_stats(self.generator_ema, noise, STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE)
+
+        def inputs(n: int) -> tuple[Tensor, ...]:  # noise, and uniform labels for a conditional generator
+            z = draw(self.z_draw, (n, self.z_dim), gen).to(self.device)
+            return (z,) if not self.num_classes else (z, uniform_labels(self.num_classes, n, gen).to(self.device))
+
+        recompute_batchnorm_stats(self.generator_ema, inputs, STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE)
         self._ema_stats_stale = False
 
     def _update_ema(self) -> None:
@@ -459,13 +529,15 @@ class AdversarialModule(L.LightningModule):
     # ------------------------------------------------------------------------------------ validation
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         """Held-out critic scores: their gap is the WGAN critic's distance estimate. The noise has its
-        own stream per batch, so turning validation on leaves the training run unchanged."""
-        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        own stream per batch, so turning validation on leaves the training run unchanged. A conditional
+        model generates the real rows' labels and scores both at them."""
+        ((real, labels),) = self.real_batches(batch)
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         stream = GlobalDraws(self.hparams.seed + VALIDATION_SEED_OFFSET + batch_idx)
-        fake = self.generator(stream.draw(self.z_draw, (len(real), self.z_dim), self.device, rank, world))
-        critic_real, critic_fake = self.critic(real).mean(), self.critic(fake).mean()
+        z = stream.draw(self.z_draw, (len(real), self.z_dim), self.device, rank, world)
+        critic = self.labelled(self.critic, labels)
+        critic_real, critic_fake = critic(real).mean(), critic(self.generate(self.generator, z, labels)).mean()
         self.log_dict(
             {
                 "val/critic_real": critic_real,
@@ -514,6 +586,8 @@ class AdversarialModule(L.LightningModule):
         clipping, the non-finite guard) would see them still scaled.
         """
         world = trainer.world_size
+        if trainer.datamodule is not None:
+            self.check_data(trainer.datamodule)
         if self.hparams.lr_decay == "linear" and (trainer.max_steps is None or trainer.max_steps <= 0):
             raise ValueError(
                 f"model.lr_decay='linear' is invalid with trainer.max_steps={trainer.max_steps}; allowed: "
@@ -536,6 +610,16 @@ class AdversarialModule(L.LightningModule):
                 f"model.fused_adam=True is invalid with trainer.precision={trainer.precision!r} (a GradScaler); "
                 "allowed: model.fused_adam=false, or a precision without one (32-true, bf16-mixed)"
             )
+
+    def check_data(self, datamodule: L.LightningDataModule) -> None:
+        """A conditional model needs data with exactly its number of classes (the CLI calls this
+        before training, and so does `check_trainer` once the trainer holds the data)."""
+        k, classes = self.num_classes, getattr(datamodule, "num_classes", 0)
+        if k and k != classes:
+            name = getattr(datamodule, "name", type(datamodule).__name__)
+            has = f"has {classes} classes" if classes else "has no labels"
+            allowed = f"{classes} (or 0: unconditional)" if classes else "0 (unconditional)"
+            raise ValueError(f"model.num_classes={k} is invalid with data {name!r}, which {has}; allowed: {allowed}")
 
     # ---------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

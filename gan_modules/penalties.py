@@ -90,7 +90,7 @@ def consistency_term(
     if distance not in CT_DISTANCES:
         raise ValueError(f"model.ct_distance={distance!r} is unknown; allowed: {', '.join(CT_DISTANCES)}")
     f1, f2 = critic.features(real), critic.features(real)
-    s1, s2 = critic.head(critic.minibatch(f1)).squeeze(-1), critic.head(critic.minibatch(f2)).squeeze(-1)
+    s1, s2 = critic.score(f1), critic.score(f2)
     if distance == "squared":
         d = (s1 - s2).pow(2) + feature_weight * (f1 - f2).pow(2).mean(1)
     else:

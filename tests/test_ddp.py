@@ -29,6 +29,9 @@ OBJECTIVES = {
     # lazy R1 (a Dreg phase on every 2nd critic step: 4 of the 8 critic steps), Adam at lr * 2/3, betas ** 2/3
     "lazy_r1": {"loss": "non_saturating", "regularizers": [{"name": "r1", "weight": 1.0, "every": 2}]},
     "ns_gan": {"loss": "non_saturating", "regularizers": None},
+    # class-conditional WGAN-GP on ring8's 8 mixture components: labels travel with the stream's rows,
+    # the generator step's labels come from the global draws, the penalty holds each row's label fixed
+    "conditional": {**WGAN_GP, "num_classes": 8},
 }
 
 
@@ -66,10 +69,10 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1"])
+@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1", "conditional"])
 def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, objective):
     # WGAN-GP's generator steps take 12 fakes (6 per rank), not the real batch's 8
-    config = ddp_config(tmp_path, objective, g_batch_size=12 if objective == "wgan_gp" else None)
+    config = ddp_config(tmp_path, objective, g_batch_size=12 if objective in ("wgan_gp", "conditional") else None)
     monkeypatch.syspath_prepend(str(SCRIPTS))
 
     one = tmp_path / "one"

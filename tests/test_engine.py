@@ -74,7 +74,7 @@ def test_critic_steps_take_the_streams_batches_in_order_one_lightning_batch_per_
     seen = []
     critic_loss = module.critic_loss
     monkeypatch.setattr(
-        module, "critic_loss", lambda real, fake: (seen.append(real.clone()), critic_loss(real, fake))[1]
+        module, "critic_loss", lambda real, fake, y: (seen.append(real.clone()), critic_loss(real, fake, y))[1]
     )
     batches = BatchCounter()
     _fit(module, 4, [batches])
@@ -276,13 +276,13 @@ def test_g_batch_size_sets_the_fakes_of_the_generator_step_only():
     the real batch's size; g_batch_size=None keeps the real batch's size for both."""
 
     class Recording(AdversarialModule):
-        def critic_loss(self, real, fake):
+        def critic_loss(self, real, fake, labels):
             self.seen.append(("critic", len(real), len(fake)))
-            return super().critic_loss(real, fake)
+            return super().critic_loss(real, fake, labels)
 
-        def generator_loss(self, fake, real):
+        def generator_loss(self, fake, real, labels):
             self.seen.append(("generator", len(real), len(fake)))
-            return super().generator_loss(fake, real)
+            return super().generator_loss(fake, real, labels)
 
     for g_batch_size, expected_fakes in ((None, 16), (40, 40)):
         module = Recording(data_shape=(2,), n_critic=2, g_batch_size=g_batch_size, **TINY)

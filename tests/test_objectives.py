@@ -375,7 +375,7 @@ def test_standing_stats_equal_the_analytic_moments_of_a_linear_layer_on_gaussian
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     gen = torch.Generator().manual_seed(1)
-    recompute_batchnorm_stats(net, lambda n: torch.randn(n, 4, generator=gen), batches=64, batch_size=512)
+    recompute_batchnorm_stats(net, lambda n: (torch.randn(n, 4, generator=gen),), batches=64, batch_size=512)
     bn, lin = net[1], net[0]
     variance = lin.weight.detach().pow(2).sum(1)
     # 32,768 draws: standard errors ~ sqrt(var / N) for the mean and ~ var * sqrt(2 / N) for the variance
@@ -391,7 +391,7 @@ def test_standing_stats_equal_the_analytic_moments_of_a_linear_layer_on_gaussian
     with pytest.raises(ValueError):
         synced.train()(torch.randn(8, 4))  # SyncBatchNorm's own forward would sync (and needs a GPU)
     gen.manual_seed(1)
-    recompute_batchnorm_stats(synced, lambda n: torch.randn(n, 4, generator=gen), batches=64, batch_size=512)
+    recompute_batchnorm_stats(synced, lambda n: (torch.randn(n, 4, generator=gen),), batches=64, batch_size=512)
     assert torch.equal(synced[1].running_mean, bn.running_mean) and torch.equal(synced[1].running_var, bn.running_var)
 
 
@@ -496,7 +496,7 @@ def test_lazy_regulariser_is_an_extra_critic_step_on_k_times_its_weight(k, monke
     reals: list[torch.Tensor] = []
     critic_loss = module.critic_loss
     monkeypatch.setattr(
-        module, "critic_loss", lambda real, fake: (reals.append(real.clone()), critic_loss(real, fake))[1]
+        module, "critic_loss", lambda real, fake, y: (reals.append(real.clone()), critic_loss(real, fake, y))[1]
     )
     steps = CriticSteps()
     fit(module, iterations, [steps], dm=Toy2DDataModule("ring8", size=512, batch_size=16))

@@ -11,7 +11,7 @@ from torch import nn
 from gan_modules import penalties
 from gan_modules.compose import preset
 from gan_modules.draws import GlobalDraws
-from gan_modules.nets import build_critic
+from gan_modules.nets import Critic, build_critic
 
 GEN = torch.Generator().manual_seed(0)
 
@@ -160,13 +160,12 @@ def test_r1_penalty_matches_finite_differences():
     assert penalties.r1_penalty(critic, real).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-class ScriptedCritic(nn.Module):
+class ScriptedCritic(Critic):
     """A critic whose two stochastic passes return given features: the CT formula in isolation."""
 
     def __init__(self, passes: list[torch.Tensor]) -> None:
-        super().__init__()
+        super().__init__((3,))
         self.passes = list(passes)
-        self.minibatch = nn.Identity()
         self.head = nn.Linear(3, 1).double()
         with torch.no_grad():
             self.head.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))

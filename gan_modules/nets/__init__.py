@@ -43,8 +43,16 @@ for _name, _cls in {
 CRITIC_WRAPPERS = ("pack",)  # critic options of every arch, applied by `build_critic`
 
 
+SET_BY_MODEL = ("z_dim", "data_shape", "num_classes")  # constructor arguments the model fills in
+
+
 def _build(
-    registry: Registry[nn.Module], role: str, spec: dict[str, Any], *args: Any, common: tuple[str, ...] = ()
+    registry: Registry[nn.Module],
+    role: str,
+    spec: dict[str, Any],
+    *args: Any,
+    common: tuple[str, ...] = (),
+    **set_by_model: Any,
 ) -> nn.Module:
     """`init` (a key of nets.init.INITS, default PyTorch's) is applied to the built net."""
     spec = dict(spec)
@@ -53,25 +61,47 @@ def _build(
     if not isinstance(arch, str):
         raise ValueError(f"model.{role}.arch={arch!r} is unknown; allowed: {', '.join(registry.names())}")
     cls = registry.factory(arch, f"model.{role}.arch")
-    accepted = set(registry.options(arch))
+    accepted = set(registry.options(arch)) - set(SET_BY_MODEL)
     for key in spec:
         if key not in accepted:
-            allowed = ", ".join(sorted((accepted | set(common) | {"init"}) - {"z_dim", "data_shape"}))
+            allowed = ", ".join(sorted(accepted | set(common) | {"init"}))
             raise ValueError(f"model.{role}.{key} is not an option of the {arch} {role}; allowed: {allowed}")
-    return initialise(cls(*args, **spec), scheme, role)
+    return initialise(cls(*args, **spec, **set_by_model), scheme, role)
 
 
-def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...]) -> nn.Module:
-    return _build(GENERATORS, "generator", spec, z_dim, data_shape)
+def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
+    """Build a generator; with `num_classes` > 0 it takes `forward(z, y)` (conditional BatchNorm)."""
+    if not num_classes:
+        return _build(GENERATORS, "generator", spec, z_dim, data_shape)
+    arch = spec.get("arch")
+    if isinstance(arch, str) and "num_classes" not in GENERATORS.options(arch):
+        raise ValueError(
+            f"model.generator.arch={arch!r} is invalid with model.num_classes={num_classes} (it takes no labels); "
+            f"allowed: {', '.join(GENERATORS.names())}"
+        )
+    return _build(GENERATORS, "generator", spec, z_dim, data_shape, num_classes=num_classes)
 
 
-def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...]) -> nn.Module:
-    """Build a critic; `pack: m` makes it score packs of m samples (PacGAN, Lin et al. 2018)."""
+def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
+    """Build a critic; `pack: m` makes it score packs of m samples (PacGAN, Lin et al. 2018); with
+    `num_classes` > 0 it is a projection critic, `forward(x, y)` (`Critic.add_projection`)."""
     spec = dict(spec)
     pack = spec.pop("pack", 1)
     if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
         raise ValueError(f"model.critic.pack={pack!r} is invalid; allowed: an integer >= 1 (1 = no packing)")
+    if num_classes and pack > 1:
+        raise ValueError(
+            f"model.critic.pack={pack} is invalid with model.num_classes={num_classes} (a pack would mix the "
+            "labels of its samples); allowed: model.critic.pack=1"
+        )
     critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack), common=CRITIC_WRAPPERS)
+    if num_classes:
+        if not isinstance(critic, Critic):
+            raise ValueError(
+                f"model.critic.arch={spec.get('arch')!r} is invalid with model.num_classes={num_classes} (the "
+                "projection needs features and a linear head); allowed: mlp, dcgan, resnet, standard_cnn"
+            )
+        critic.add_projection(num_classes)
     return PackedCritic(critic, pack) if pack > 1 else critic
 
 

@@ -5,21 +5,33 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gan_modules.nets.conditional import ConditionalBatchNorm, projection, projection_embedding
+
 
 class Generator(nn.Module):
-    """Maps noise (N, z_dim) to samples (N, *data_shape)."""
+    """Maps noise (N, z_dim), and with `num_classes` > 0 labels (N,), to samples (N, *data_shape)."""
 
-    def __init__(self, z_dim: int, data_shape: tuple[int, ...]) -> None:
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...], num_classes: int = 0) -> None:
         super().__init__()
         self.z_dim = z_dim
         self.data_shape = tuple(data_shape)
+        self.num_classes = num_classes
+
+    def norm(self, features: int, batch_norm: type[nn.Module] | None) -> nn.Module:
+        """The generator's normalisation layer: `batch_norm(features)` (nn.BatchNorm1d / 2d), or with
+        labels its conditional form (`ConditionalBatchNorm`; None: the per-class gain and bias alone)."""
+        if not self.num_classes:
+            return batch_norm(features)
+        normalise = nn.Identity() if batch_norm is None else batch_norm(features, affine=False)
+        return ConditionalBatchNorm(normalise, features, self.num_classes)
 
 
 class Critic(nn.Module):
-    """Scores samples: `features` (N, F) then a linear `head` to one score per sample.
+    """Scores samples: `features` (N, F) then a linear `head` to one score per sample, plus, for a
+    class-conditional critic, the projection term <embed(y), features> (Miyato & Koyama 2018, Eq. 3).
 
     Keeping the penultimate features separate serves feature matching (Salimans 2016), minibatch
-    discrimination (inserted between the two) and WGAN-CT's second-to-last-layer term.
+    discrimination (inserted between the two), WGAN-CT's second-to-last-layer term and the projection.
     """
 
     def __init__(self, data_shape: tuple[int, ...]) -> None:
@@ -27,24 +39,41 @@ class Critic(nn.Module):
         self.data_shape = tuple(data_shape)
         self.head: nn.Module = nn.Identity()
         self.minibatch: nn.Module = nn.Identity()
+        self.feature_dim = 0
+        self.embed: nn.Embedding | None = None
 
     def set_head(self, feature_dim: int, minibatch_kernels: int = 0, bias: bool = True) -> None:
         """Attach the scoring head (and optional minibatch discrimination) after `features`."""
+        self.feature_dim = feature_dim
         if minibatch_kernels:
             self.minibatch = MinibatchDiscrimination(feature_dim, minibatch_kernels)
             feature_dim = self.minibatch.out_features
         self.head = nn.Linear(feature_dim, 1, bias=bias)
 
+    def add_projection(self, num_classes: int) -> None:
+        """Make the critic class-conditional: f(x, y) = head(phi(x)) + <embed(y), phi(x)>, phi = `features`."""
+        self.embed = projection_embedding(num_classes, self.feature_dim)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.minibatch(self.features(x))).squeeze(-1)
+    def score(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The scores of penultimate `features`; with labels y, the projection term added (y is None:
+        the unconditional part, e.g. for a plot of the critic over the plane)."""
+        out = self.head(self.minibatch(features)).squeeze(-1)
+        if y is None:
+            return out
+        if self.embed is None:
+            raise ValueError("labels were given to a critic without a projection (model.num_classes=0)")
+        return out + projection(features, self.embed(y))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(self.features(x), y)
 
 
 class InputTransformCritic(nn.Module):
-    """A critic that scores `transform(x)` with `inner` in every way a critic is read (scores,
-    penultimate features, EBGAN's energy and code), so losses, regularisers and generator terms see
+    """A critic that scores `transform(x)` with `inner` in every way a critic is read (scores, with
+    labels too, penultimate features, EBGAN's energy and code), so losses, regularisers and generator terms see
     one critic whatever wraps it (PacGAN's packing, DiffAugment)."""
 
     def __init__(self, inner: nn.Module) -> None:
@@ -54,11 +83,14 @@ class InputTransformCritic(nn.Module):
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(self.transform(x))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.inner(self.transform(x)) if y is None else self.inner(self.transform(x), y)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.features(self.transform(x))
+
+    def score(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.inner.score(features, y)
 
     def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.energy_and_code(self.transform(x))

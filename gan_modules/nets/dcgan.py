@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gan_modules.nets.base import Critic, Generator
+from gan_modules.nets.conditional import LabelledSequential
 
 NORMS = ("batch", "layer", "none")
 
@@ -41,23 +42,26 @@ def _critic_norm(norm: str, channels: int, size: int) -> nn.Module:
 
 
 class DCGANGenerator(Generator):
-    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 64) -> None:
-        super().__init__(z_dim, data_shape)
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 64, num_classes: int = 0) -> None:
+        super().__init__(z_dim, data_shape, num_classes)
         channels, size = data_shape[0], data_shape[-1]
         base, stages = resolution_plan(size, "dcgan")
         ch = width * 2 ** (stages - 1)
-        self.project = nn.Sequential(
-            nn.Linear(z_dim, ch * base * base), nn.Unflatten(1, (ch, base, base)), nn.BatchNorm2d(ch), nn.ReLU()
+        self.project = LabelledSequential(
+            nn.Linear(z_dim, ch * base * base),
+            nn.Unflatten(1, (ch, base, base)),
+            self.norm(ch, nn.BatchNorm2d),
+            nn.ReLU(),
         )
         blocks: list[nn.Module] = []
         for _ in range(stages - 1):
-            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1), nn.BatchNorm2d(ch // 2), nn.ReLU()]
+            blocks += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1), self.norm(ch // 2, nn.BatchNorm2d), nn.ReLU()]
             ch //= 2
         blocks += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = LabelledSequential(*blocks)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.project(z))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.blocks(self.project(z, y), y)
 
 
 class DCGANCritic(Critic):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gan_modules.nets.base import Critic, Generator
+from gan_modules.nets.conditional import LabelledSequential
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
 
@@ -20,7 +21,10 @@ def _activation(name: str) -> nn.Module:
 
 
 class MLPGenerator(Generator):
-    """z -> hidden layers -> data; images end in tanh ([-1, 1]), points are linear (data units)."""
+    """z -> hidden layers -> data; images end in tanh ([-1, 1]), points are linear (data units).
+
+    With labels every hidden layer is conditioned (`Generator.norm`), also without `batch_norm`.
+    """
 
     def __init__(
         self,
@@ -29,23 +33,24 @@ class MLPGenerator(Generator):
         hidden: Sequence[int] = (512, 512, 512),
         activation: str = "relu",
         batch_norm: bool = False,
+        num_classes: int = 0,
     ) -> None:
-        super().__init__(z_dim, data_shape)
+        super().__init__(z_dim, data_shape, num_classes)
         layers: list[nn.Module] = []
         width = z_dim
         for h in hidden:
             layers += [nn.Linear(width, h)]
-            if batch_norm:
-                layers += [nn.BatchNorm1d(h)]
+            if batch_norm or num_classes:
+                layers += [self.norm(h, nn.BatchNorm1d if batch_norm else None)]
             layers += [_activation(activation)]
             width = h
         layers.append(nn.Linear(width, math.prod(data_shape)))
         if len(data_shape) == 3:
             layers.append(nn.Tanh())
-        self.net = nn.Sequential(*layers)
+        self.net = LabelledSequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, *self.data_shape)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z, y).view(-1, *self.data_shape)
 
 
 class MLPCritic(Critic):

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_modules.nets.base import Critic, Generator
+from gan_modules.nets.conditional import Conditioned, LabelledSequential, call_with_labels
 from gan_modules.nets.dcgan import resolution_plan
 
 POOLINGS = ("sum", "mean")
@@ -33,16 +34,18 @@ class ResidualBlock(nn.Module):
         return self.conv1, self.conv2
 
 
-class UpBlock(ResidualBlock):
-    def __init__(self, ch: int) -> None:
+class UpBlock(ResidualBlock, Conditioned):
+    """`bn1`, `bn2`: the generator's normalisation layers (`Generator.norm`), conditional with labels."""
+
+    def __init__(self, ch: int, bn1: nn.Module, bn2: nn.Module) -> None:
         super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(ch), nn.Conv2d(ch, ch, 3, 1, 1)
-        self.bn2, self.conv2 = nn.BatchNorm2d(ch), nn.Conv2d(ch, ch, 3, 1, 1)
+        self.bn1, self.conv1 = bn1, nn.Conv2d(ch, ch, 3, 1, 1)
+        self.bn2, self.conv2 = bn2, nn.Conv2d(ch, ch, 3, 1, 1)
         self.skip = nn.Conv2d(ch, ch, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2)
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.interpolate(F.relu(call_with_labels(self.bn1, x, y)), scale_factor=2)
+        h = self.conv2(F.relu(call_with_labels(self.bn2, self.conv1(h), y)))
         return h + self.skip(F.interpolate(x, scale_factor=2))
 
 
@@ -71,17 +74,21 @@ class DownBlock(ResidualBlock):
 
 
 class ResNetGenerator(Generator):
-    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 128) -> None:
-        super().__init__(z_dim, data_shape)
+    """With labels the blocks' BatchNorms are conditional and the final one is not, as in the
+    authors' conditional generator (pfnet-research/sngan_projection, gen_models/resnet.py: `b7`)."""
+
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 128, num_classes: int = 0) -> None:
+        super().__init__(z_dim, data_shape, num_classes)
         base, stages = resolution_plan(data_shape[-1], "resnet")
         self.base, self.width = base, width
         self.linear = nn.Linear(z_dim, width * base * base)
-        self.blocks = nn.Sequential(*[UpBlock(width) for _ in range(stages)])
+        norm = lambda: self.norm(width, nn.BatchNorm2d)  # noqa: E731
+        self.blocks = LabelledSequential(*[UpBlock(width, norm(), norm()) for _ in range(stages)])
         self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, data_shape[0], 3, 1, 1), nn.Tanh())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.linear(z).view(-1, self.width, self.base, self.base)
-        return self.out(self.blocks(h))
+        return self.out(self.blocks(h, y))
 
 
 class ResNetCritic(Critic):

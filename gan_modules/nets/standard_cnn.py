@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gan_modules.nets.base import Critic, Generator
+from gan_modules.nets.conditional import LabelledSequential
 
 # (kernel, stride, channels as a multiple of `width`), Table 3 (b)
 CRITIC_LAYERS = ((3, 1, 1), (4, 2, 1), (3, 1, 2), (4, 2, 2), (3, 1, 4), (4, 2, 4), (3, 1, 8))
@@ -33,24 +34,24 @@ def bottom_width(size: int) -> int:
 
 
 class StandardCNNGenerator(Generator):
-    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 64) -> None:
-        super().__init__(z_dim, data_shape)
+    def __init__(self, z_dim: int, data_shape: tuple[int, ...], width: int = 64, num_classes: int = 0) -> None:
+        super().__init__(z_dim, data_shape, num_classes)
         base, ch = bottom_width(data_shape[-1]), 8 * width
-        self.project = nn.Sequential(
+        self.project = LabelledSequential(
             nn.Linear(z_dim, ch * base * base),
-            nn.BatchNorm1d(ch * base * base),
+            self.norm(ch * base * base, nn.BatchNorm1d),
             nn.ReLU(),
             nn.Unflatten(1, (ch, base, base)),
         )
         layers: list[nn.Module] = []
         for _ in range(3):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1), nn.BatchNorm2d(ch // 2), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1), self.norm(ch // 2, nn.BatchNorm2d), nn.ReLU()]
             ch //= 2
         layers += [nn.Conv2d(ch, data_shape[0], 3, 1, 1), nn.Tanh()]
-        self.blocks = nn.Sequential(*layers)
+        self.blocks = LabelledSequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.project(z))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.blocks(self.project(z, y), y)
 
 
 class StandardCNNCritic(Critic):

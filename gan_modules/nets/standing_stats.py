@@ -27,9 +27,12 @@ def batchnorm_layers(net: nn.Module) -> list[_BatchNorm]:
 
 
 @torch.no_grad()
-def recompute_batchnorm_stats(net: nn.Module, noise: Callable[[int], Tensor], batches: int, batch_size: int) -> None:
+def recompute_batchnorm_stats(
+    net: nn.Module, inputs: Callable[[int], tuple[Tensor, ...]], batches: int, batch_size: int
+) -> None:
     """Set every BatchNorm layer's running mean/var to the average over `batches` batches of
-    `net(noise(batch_size))` of its batch mean and unbiased batch variance."""
+    `net(*inputs(batch_size))` (noise, and labels for a conditional generator) of its batch mean and
+    unbiased batch variance."""
     layers = batchnorm_layers(net)
     if not layers:
         return
@@ -47,7 +50,7 @@ def recompute_batchnorm_stats(net: nn.Module, noise: Callable[[int], Tensor], ba
         layer.forward = lambda x, layer=layer: normalise_with_batch_stats(layer, x)
     try:
         for _ in range(batches):
-            net(noise(batch_size))
+            net(*inputs(batch_size))
     finally:
         for layer in layers:
             del layer.forward

@@ -1,0 +1,94 @@
+"""The layers that carry a class label through the networks.
+
+Generator: conditional BatchNorm (de Vries et al. 2017, "Modulating early visual processing by
+language"; Miyato & Koyama 2018, "cGANs with Projection Discriminator", its generators): BatchNorm
+without its own affine, then a gain and a bias looked up per class. Critic: the projection
+discriminator's inner product of a class embedding with the penultimate features (Miyato & Koyama
+2018, Eq. 3), added in `Critic.score`. Losses and regularisers read a critic of one input, so the
+engine hands them `LabelledCritic`: the critic with the labels of the batch held fixed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Conditioned(nn.Module):
+    """A layer whose forward takes the labels too: `forward(x, y)`."""
+
+
+def call_with_labels(layer: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+    """`layer(x, y)` for a `Conditioned` layer, `layer(x)` for any other."""
+    return layer(x, y) if isinstance(layer, Conditioned) else layer(x)
+
+
+class LabelledSequential(nn.Sequential, Conditioned):
+    """nn.Sequential (same parameter names) that hands the labels to its `Conditioned` layers; an
+    unconditional net built from it computes exactly what nn.Sequential would."""
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        for layer in self:
+            x = call_with_labels(layer, x, y)
+        return x
+
+
+class ConditionalBatchNorm(Conditioned):
+    """normalise(x) * gain[y] + bias[y], per channel, with gain initialised to 1 and bias to 0 (de Vries
+    et al. 2017's conditional BatchNorm with one gain and bias per class, as Miyato & Koyama 2018 use it).
+
+    `normalise` is a BatchNorm without affine; `nn.Identity()` leaves the per-class gain and bias alone
+    (FiLM, Perez et al. 2018), which conditions nets built without BatchNorm (the MLP generator's
+    default) while keeping every sample independent of its batch.
+    """
+
+    def __init__(self, normalise: nn.Module, features: int, num_classes: int) -> None:
+        super().__init__()
+        self.normalise = normalise
+        self.gain = nn.Embedding(num_classes, features)
+        self.bias = nn.Embedding(num_classes, features)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        shape = (len(x), -1, *([1] * (x.dim() - 2)))  # one value per (sample, channel)
+        return self.normalise(x) * self.gain(y).view(shape) + self.bias(y).view(shape)
+
+
+def projection(features: Tensor, embedded: Tensor) -> Tensor:
+    """<embed(y), phi(x)> per sample: the class term of the projection discriminator
+    f(x, y) = psi(phi(x)) + y^T V phi(x) (Miyato & Koyama 2018, Eq. 3)."""
+    return (embedded * features).sum(dim=1)
+
+
+def projection_embedding(num_classes: int, feature_dim: int) -> nn.Embedding:
+    """V of Eq. 3, Glorot-uniform as in the authors' code (pfnet-research/sngan_projection,
+    dis_models/snresnet_32.py: `SNEmbedID(n_classes, ch, initialW=GlorotUniform())`)."""
+    embed = nn.Embedding(num_classes, feature_dim)
+    nn.init.xavier_uniform_(embed.weight)
+    return embed
+
+
+class LabelledCritic(nn.Module):
+    """The critic with the labels y of one batch held fixed, x -> D(x, y), read the ways losses,
+    regularisers and generator terms read a critic (scores, penultimate features, scores of features),
+    so they stay functions of a critic of one input; a penalty's input gradient is then the gradient
+    w.r.t. the image at its own label."""
+
+    def __init__(self, critic: nn.Module, labels: Tensor) -> None:
+        super().__init__()
+        self.critic, self.labels = critic, labels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.critic(x, self.labels)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.critic.features(x)
+
+    def score(self, features: Tensor) -> Tensor:
+        return self.critic.score(features, self.labels)
+
+
+def uniform_labels(num_classes: int, n: int, generator: torch.Generator) -> Tensor:
+    """n class labels, each uniform over 0 .. num_classes - 1."""
+    return torch.randint(num_classes, (n,), generator=generator)

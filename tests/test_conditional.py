@@ -1,0 +1,296 @@
+"""Class-conditional GANs: labels in the data stream, conditional BatchNorm, the projection critic,
+label-bound penalties, a real conditional fit, and the refusals. Each compares against a hand
+computation (the papers' formulas written out here) or an independent re-indexing of the data."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from conftest import fit_yaml
+from sklearn.datasets import load_digits
+from torch import nn
+
+from datamodules import DigitsDataModule, MissingDataError, TorchvisionDataModule, Toy2DDataModule
+from datamodules.stream import GlobalBatchStream
+from datamodules.toy2d import MIXTURES
+from gan_modules import AdversarialModule, penalties
+from gan_modules.cli import main
+from gan_modules.nets import build_critic, build_generator
+from gan_modules.nets.base import InputTransformCritic
+from gan_modules.nets.conditional import ConditionalBatchNorm, LabelledCritic
+
+SN_HINGE = {"loss": "hinge", "regularizers": None, "constraint": "spectral_norm"}
+TINY_DCGAN = {"generator": {"arch": "dcgan", "width": 8}, "critic": {"arch": "dcgan", "width": 8}}
+
+
+# ------------------------------------------------------------------------------------------ data
+def _hand_indices(n_rows: int, batch: int, seed: int, k: int, rank: int, world: int) -> torch.Tensor:
+    """Rows of rank `rank`'s slice of global batch k, re-derived from the stream's definition."""
+    data_pass, offset = divmod(k, n_rows // batch)
+    perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + data_pass))
+    local = batch // world
+    return perm[offset * batch : (offset + 1) * batch][rank * local : (rank + 1) * local]
+
+
+def test_stream_labels_follow_their_rows_in_stacks_rank_slices_and_resumes():
+    n_rows, batch, seed, steps = 40, 8, 3, 3
+    data = torch.arange(n_rows, dtype=torch.float32).repeat(2, 1).T  # row i holds (i, i)
+    labels = (torch.arange(n_rows) * 7) % 5
+    for rank in (0, 1):
+        stream = GlobalBatchStream(data, batch, seed, rank, 2, start=4, batches_per_step=steps, labels=labels)
+        items = iter(stream)
+        for item in range(3):  # items 0..2 from a stream resumed at global batch 4: batches 4 + 3 * item ...
+            rows, got = next(items)
+            assert rows.shape == (steps, batch // 2, 2) and got.shape == (steps, batch // 2)
+            for j in range(steps):
+                idx = _hand_indices(n_rows, batch, seed, 4 + 3 * item + j, rank, 2)
+                assert torch.equal(rows[j], data[idx]) and torch.equal(got[j], labels[idx])
+    single = GlobalBatchStream(data, batch, seed, labels=labels)
+    rows, got = single.local_batches(6)  # one batch per step: not stacked
+    assert torch.equal(got, labels[rows[:, 0].long()]) and got.shape == (batch,)
+    with pytest.raises(ValueError, match="39 labels for 40 data rows"):
+        GlobalBatchStream(data, batch, seed, labels=labels[:-1])
+
+
+def test_digits_labels_stay_aligned_with_a_fraction_subset():
+    digits = load_digits()
+    dm = DigitsDataModule(fraction=0.1)
+    keep = torch.randperm(len(digits.target), generator=torch.Generator().manual_seed(0))[:180].sort().values
+    assert dm.num_classes == 10 and len(dm.stored) == 180
+    assert torch.equal(dm.stored_labels, torch.from_numpy(digits.target)[keep])
+    scaled = torch.from_numpy(np.round(digits.images[keep.numpy()] * (255.0 / 16.0)).astype(np.uint8))
+    assert torch.equal(dm.stored[:, 0], scaled)
+
+
+def test_mixture_labels_are_the_components_of_the_points():
+    for name in ("ring8", "grid25"):
+        dm = Toy2DDataModule(name, size=400)
+        modes = MIXTURES[name][0]
+        nearest = torch.cdist(dm.stored, modes).argmin(1)  # std 0.01 / 0.05: each point lies by its mode
+        assert dm.num_classes == len(modes) and torch.equal(dm.stored_labels, nearest)
+    assert Toy2DDataModule("swissroll").num_classes == 0
+
+
+def _write_idx(path, magic: int, array: np.ndarray) -> None:
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">" + "I" * (1 + array.ndim), magic, *array.shape) + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_labels_come_from_the_idx_file_next_to_the_images(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, size=(20, 28, 28)), rng.integers(0, 10, size=20)
+    _write_idx(raw / "t10k-images-idx3-ubyte.gz", 2051, images)
+    dm = TorchvisionDataModule("mnist", root=str(tmp_path), split="test", download=False, fraction=0.5)
+    with pytest.raises(MissingDataError, match=r"^mnist labels \(test split\) not found .*t10k-labels-idx1-ubyte"):
+        dm.stored_labels  # noqa: B018
+    _write_idx(raw / "t10k-labels-idx1-ubyte.gz", 2049, labels)
+    keep = torch.randperm(20, generator=torch.Generator().manual_seed(0))[:10].sort().values
+    assert dm.num_classes == 10 and torch.equal(dm.stored_labels, torch.from_numpy(labels)[keep])
+    assert torch.equal(dm.stored[:, 0], torch.from_numpy(images).to(torch.uint8)[keep])
+
+
+# ------------------------------------------------------------------------------------------ nets
+def test_conditional_batch_norm_by_hand():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 2, 2), torch.tensor([0, 1, 1, 0, 1, 0])
+    layer = ConditionalBatchNorm(nn.BatchNorm2d(3, affine=False), 3, 2)
+    assert torch.equal(layer.gain.weight, torch.ones(2, 3)) and torch.equal(layer.bias.weight, torch.zeros(2, 3))
+    gain, bias = torch.tensor([[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]]), torch.tensor([[0.0, 1.0, 2.0], [3.0, -2.0, 0.5]])
+    layer.gain.weight.data.copy_(gain)
+    layer.bias.weight.data.copy_(bias)
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    normalised = (x - mean) / torch.sqrt(var + 1e-5)
+    expected = normalised * gain[y][:, :, None, None] + bias[y][:, :, None, None]
+    torch.testing.assert_close(layer(x, y), expected)
+    # without BatchNorm (the MLP generator's default) the per-class gain and bias act on x itself
+    film = ConditionalBatchNorm(nn.Identity(), 3, 2)
+    film.gain.weight.data.copy_(gain)
+    film.bias.weight.data.copy_(bias)
+    h = torch.randn(6, 3)
+    torch.testing.assert_close(film(h, y), h * gain[y] + bias[y])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet", "standard_cnn"])
+def test_conditional_generators_replace_every_batch_norm(arch):
+    shape = (2,) if arch == "mlp" else (1, 8, 8)
+    spec = {"arch": arch, "width": 4} if arch != "mlp" else {"arch": arch, "hidden": [4, 4], "batch_norm": True}
+    plain, conditional = build_generator(spec, 3, shape), build_generator(spec, 3, shape, num_classes=5)
+    plain_bns = [m for m in plain.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    cbns = [m for m in conditional.modules() if isinstance(m, ConditionalBatchNorm)]
+    # ResNet keeps its final BatchNorm unconditional (the authors' `b7`)
+    assert len(cbns) == len(plain_bns) - (arch == "resnet") and all(not c.normalise.affine for c in cbns)
+    z, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 4])
+    assert conditional(z, y).shape == (4, *shape)
+
+
+def test_projection_critic_score_by_hand():
+    torch.manual_seed(0)
+    critic = build_critic({"arch": "mlp", "hidden": [5]}, (2,), num_classes=3)
+    x, y = torch.randn(4, 2), torch.tensor([2, 0, 1, 2])
+    linear = critic.body[1]
+    phi = torch.relu(x @ linear.weight.T + linear.bias)
+    unconditional = phi @ critic.head.weight[0] + critic.head.bias[0]
+    expected = unconditional + (critic.embed.weight[y] * phi).sum(1)
+    torch.testing.assert_close(critic(x, y), expected)
+    torch.testing.assert_close(critic(x), unconditional)  # no labels: head(phi(x)) alone
+
+    class Doubled(InputTransformCritic):
+        def transform(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * x
+
+    torch.testing.assert_close(Doubled(critic)(x, y), critic(2 * x, y))  # packing / DiffAugment pass y on
+
+
+def test_gradient_penalty_on_the_label_bound_critic_by_hand():
+    """f(x, y) = (w + e_y) . relu(W x + b) + c, so df/dx = W^T ((w + e_y) * [W x + b > 0])."""
+    torch.manual_seed(1)
+    critic = build_critic({"arch": "mlp", "hidden": [6]}, (2,), num_classes=3)
+    real, fake, eps, y = torch.randn(5, 2), torch.randn(5, 2), torch.rand(5), torch.tensor([0, 1, 2, 1, 0])
+    got = penalties.gradient_penalty(LabelledCritic(critic, y), real, fake, eps)
+    linear, w = critic.body[1], critic.head.weight[0]
+    x_hat = eps[:, None] * real + (1 - eps[:, None]) * fake
+    active = (x_hat @ linear.weight.T + linear.bias > 0).float()
+    grads = ((w + critic.embed.weight[y]) * active) @ linear.weight
+    torch.testing.assert_close(got, ((grads.norm(dim=1) - 1) ** 2).mean())
+
+
+# -------------------------------------------------------------------------------------- training
+def test_conditional_hinge_sngan_fit_on_digits_depends_on_the_label():
+    torch.manual_seed(0)
+    module = AdversarialModule(
+        **SN_HINGE, **TINY_DCGAN, num_classes=10, z_dim=8, data_shape=(1, 8, 8), lr_g=1e-3, lr_d=1e-3, ema_decay=0.5
+    )
+    calls: list[torch.Tensor] = []  # the labels of every generator pass in training
+    module.generator.register_forward_pre_hook(lambda net, args: calls.append(args[1].clone()))
+    dm = DigitsDataModule(batch_size=16)
+    trainer = L.Trainer(
+        max_steps=20,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, dm)
+    assert all(torch.isfinite(v) for v in module.step_losses.values()) and len(module.step_losses) == 2
+    # n_critic = 1: passes alternate critic step (the real batch's labels) and generator step (drawn ones)
+    stream = GlobalBatchStream(dm.stored, 16, dm.seed, labels=dm.stored_labels)
+    for k, labels in enumerate(calls[0::2]):
+        assert torch.equal(labels, stream.local_batches(k)[1])
+    drawn = torch.cat(calls[1::2])
+    assert len(calls) == 40 and drawn.min() >= 0 and drawn.max() <= 9 and len(drawn.unique()) > 5
+    z = torch.randn(4, 8)
+    generator = module.generator.eval()
+    with torch.no_grad():
+        assert (generator(z, torch.full((4,), 3)) - generator(z, torch.full((4,), 7))).abs().max() > 1e-3
+    # held-out critic scores at the real rows' labels (and fakes of those labels)
+    scores = trainer.validate(module, dm, verbose=False)[0]
+    idx = torch.randperm(len(dm), generator=torch.Generator().manual_seed(dm.seed + 7))[:64]
+    with torch.no_grad():
+        expected = module.critic.eval()(dm.decode(dm.stored[idx]), dm.stored_labels[idx]).mean()
+    assert scores["val/critic_real"] == pytest.approx(expected.item(), rel=1e-5)
+    # fixed grids: the fixed noise at labels arange(n) % K, through the EMA generator
+    ema = module.generator_ema.eval()
+    torch.testing.assert_close(module.sample(12), ema(module.fixed_noise[:12], torch.arange(12) % 10))
+
+
+def test_a_resumed_conditional_fit_ends_with_the_uninterrupted_weights(tmp_path, capsys):
+    """The toy WGAN-GP on ring8's 8 components: 6 iterations straight, or 2, stop, and resume to 6
+    (the stream restarts at its consumed batches, the label draws at the checkpointed draw count)."""
+
+    def fit(root: str, steps: int) -> dict[str, torch.Tensor]:
+        config = fit_yaml(
+            tmp_path / f"{root}{steps}.yaml", model={"init_args": {"num_classes": 8}}, trainer={"max_steps": steps}
+        )
+        assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / root)]) == 0
+        return torch.load(tmp_path / root / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+
+    straight, stopped = fit("straight", 6), fit("resumed", 2)
+    capsys.readouterr()
+    resumed = fit("resumed", 6)
+    assert f"resuming from {tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt'}" in capsys.readouterr().out
+    assert straight.keys() == resumed.keys() and any("embed" in k for k in straight)
+    assert any(not torch.equal(stopped[k], straight[k]) for k in straight)  # the second part trained
+    for name, value in straight.items():
+        assert torch.equal(resumed[name], value), name
+
+
+def test_sample_generates_the_given_labels_from_the_seeded_noise():
+    torch.manual_seed(0)
+    nets = {"generator": {"arch": "mlp", "hidden": [4]}, "critic": {"arch": "mlp", "hidden": [4]}}
+    module = AdversarialModule(z_dim=3, num_classes=4, **nets)
+    with torch.no_grad():
+        module.generator.net[1].bias.weight.normal_()  # labels must matter from the start
+    labels = torch.tensor([3, 0, 0, 2, 1])
+    expected = module.generator(module.seeded_noise(5, seed=11), labels)
+    torch.testing.assert_close(module.sample(5, seed=11, labels=labels, batch_size=2), expected)
+    with pytest.raises(ValueError, match=r"^labels=\[0, 4\] \(2 of them\) are invalid for 2 samples with model.num"):
+        module.sample(2, seed=11, labels=torch.tensor([0, 4]))
+
+
+def test_ema_standing_statistics_of_conditional_batch_norm_are_the_analytic_moments():
+    # the normalisation precedes the class gain, so after Linear(z), z ~ N(0, I), the running
+    # statistics are those of W z + b whatever the labels: mean b, variance sum_j W_ij^2
+    torch.manual_seed(0)
+    nets = {"generator": {"arch": "mlp", "hidden": [4], "batch_norm": True}, "critic": {"arch": "mlp", "hidden": [4]}}
+    module = AdversarialModule(ema_decay=0.9, z_dim=3, num_classes=4, **nets)
+    module.sample(8)  # recomputes the EMA generator's standing statistics (16 x 256 draws)
+    linear, cbn = module.generator_ema.net[0], module.generator_ema.net[1]
+    variance = linear.weight.detach().pow(2).sum(1)
+    bn = cbn.normalise
+    assert torch.allclose(bn.running_mean, linear.bias.detach(), atol=5 * (variance / 4096).sqrt().max())
+    assert torch.allclose(bn.running_var, variance, rtol=5 * (2 / 4096) ** 0.5)
+
+
+# -------------------------------------------------------------------------------------- refusals
+def _fit_error(tmp_path, capsys, model: dict, data: dict) -> str:
+    config = fit_yaml(tmp_path / "fit.yaml", model={"init_args": model}, data=data)
+    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("num_classes", "dataset", "message"),
+    [
+        (10, "ring8", "model.num_classes=10 is invalid with data 'ring8', which has 8 classes; allowed: 8 (or 0"),
+        (3, "swissroll", "model.num_classes=3 is invalid with data 'swissroll', which has no labels; allowed: 0"),
+    ],
+)
+def test_labels_the_data_lacks_are_refused_in_one_line(tmp_path, capsys, num_classes, dataset, message):
+    line = _fit_error(tmp_path, capsys, {"num_classes": num_classes}, {"init_args": {"dataset": dataset}})
+    assert message in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_the_same_refusal_from_a_plain_trainer():
+    module = AdversarialModule(num_classes=10, z_dim=2)
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match=r"^model.num_classes=10 is invalid with data 'ring8', which has 8 classes"):
+        trainer.fit(module, Toy2DDataModule("ring8", size=64, batch_size=8))
+    assert module.global_step == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"num_classes": -1}, "model.num_classes=-1 is invalid; allowed: 0 (unconditional) or the data's number"),
+        (
+            {"critic": {"arch": "mlp", "pack": 2}},
+            "model.critic.pack=2 is invalid with model.num_classes=8 (a pack would mix the labels of its samples)",
+        ),
+        ({"critic": {"arch": "autoencoder"}}, "model.critic.arch='autoencoder' is invalid with model.num_classes=8"),
+        ({"generator": {"arch": "mlp", "num_classes": 3}}, "model.generator.num_classes is not an option of the mlp"),
+    ],
+)
+def test_conditional_settings_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, overrides, message):
+    assert message in _fit_error(tmp_path, capsys, {"num_classes": 8, **overrides}, {})
