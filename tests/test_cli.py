@@ -76,6 +76,10 @@ def test_sample_images_are_uint8_nhwc(tmp_path):
     )
     samples = np.load(out)["samples"]
     assert samples.dtype == np.uint8 and samples.shape == (7, 8, 8, 1)
+    assert "labels" not in np.load(out)  # an unconditional model has none, and takes no --class
+    assert (
+        main(["sample", "--ckpt_path", str(root / "checkpoints" / "last.ckpt"), "--class", "1", "--out", str(out)]) == 2
+    )
 
 
 def test_rerunning_the_same_command_resumes_from_last_ckpt(toy_config, tmp_path, capsys):

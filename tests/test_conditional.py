@@ -294,3 +294,55 @@ def test_the_same_refusal_from_a_plain_trainer():
 )
 def test_conditional_settings_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, overrides, message):
     assert message in _fit_error(tmp_path, capsys, {"num_classes": 8, **overrides}, {})
+
+
+def test_sample_class_and_the_per_class_grid_of_a_conditional_digits_run(tmp_path, capsys):
+    """`gan-lab sample --class K` generates K for every sample (the module's own `sample` at those
+    labels, rounded as images are); the image grid has one row per class: the first 10 x 6 fixed
+    noise vectors at labels 0 0 0 0 0 0 1 1 ..., redrawn here from the final checkpoint."""
+    from PIL import Image
+
+    from gan_modules.callbacks.image_grid import save_image_grid
+    from gan_modules.checkpoints import load_module
+    from gan_modules.commands.sample import NAME
+
+    root = tmp_path / "run"
+    args = ["fit", "--model", "sngan", "--model.init_args.num_classes", "10", "--model.init_args.z_dim", "4"]
+    args += [
+        "--model.init_args.generator",
+        "{arch: dcgan, width: 4}",
+        "--model.init_args.critic",
+        "{arch: dcgan, width: 4}",
+    ]
+    args += ["--data", "datamodules.DigitsDataModule", "--data.init_args.batch_size", "8", "--trainer.max_steps", "2"]
+    args += [
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--image_grid.upscale",
+        "1",
+    ]
+    assert main(args) == 0
+    ckpt = root / "checkpoints" / "last.ckpt"
+    module = load_module(ckpt)
+    grid = np.asarray(Image.open(root / "samples" / "latest.png"))
+    assert grid.shape[:2] == (10 * (8 + 2) + 2, 6 * (8 + 2) + 2)  # 10 rows of 6 8x8 digits, 2-pixel padding
+    expected = save_image_grid(
+        module.sample(60, labels=torch.arange(10).repeat_interleave(6)), tmp_path / "by_hand.png", 1, 6
+    )
+    assert np.array_equal(grid, np.asarray(Image.open(expected)))
+
+    out = tmp_path / "three.npz"
+    assert (
+        main(["sample", "--ckpt_path", str(ckpt), "--num", "5", "--class", "3", "--seed", "4", "--out", str(out)]) == 0
+    )
+    saved = np.load(out)
+    assert saved["labels"].tolist() == [3] * 5
+    by_hand = module.sample(5, seed=4, labels=torch.full((5,), 3))
+    assert np.array_equal(
+        saved["samples"], ((by_hand.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    )
+    capsys.readouterr()
+    assert main(["sample", "--ckpt_path", str(ckpt), "--num", "5", "--class", "10", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == f"gan-lab {NAME}: error: --class=10 is invalid; allowed: 0 .. 9"

@@ -16,11 +16,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 
-def save_image_grid(images: torch.Tensor, path: Path, upscale: int = 1) -> Path:
-    """[-1, 1] images -> one PNG grid (optionally upscaled with nearest neighbours for tiny images)."""
+def save_image_grid(images: torch.Tensor, path: Path, upscale: int = 1, per_row: int | None = None) -> Path:
+    """[-1, 1] images -> one PNG grid of `per_row` columns (default: square), optionally upscaled with
+    nearest neighbours for tiny images."""
     grid = make_grid(
         images.detach().cpu().float(),
-        nrow=int(np.ceil(np.sqrt(len(images)))),
+        nrow=per_row or int(np.ceil(np.sqrt(len(images)))),
         normalize=True,
         value_range=(-1, 1),
         pad_value=1,
@@ -65,7 +66,7 @@ def save_scatter(
 
 class ImageGrid(L.Callback):
     """Draw the fixed-noise samples at the start, every `every_n_steps` generator iterations and at
-    the end.
+    the end; a class-conditional model's grid has one row per class.
 
     Files go to `<default_root_dir>/samples/step_XXXXXXX.png` and `latest.png`; W&B and
     TensorBoard loggers also receive the image, a CSV logger a copy in `<log_dir>/samples/`.
@@ -100,14 +101,19 @@ class ImageGrid(L.Callback):
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = self._last_step = trainer.global_step
         folder = Path(trainer.default_root_dir) / "samples"
-        samples = pl_module.sample()
+        classes = getattr(pl_module, "num_classes", 0)
+        per_class = len(pl_module.fixed_noise) // classes if classes else 0
+        if per_class:  # one row per class: the first K x m fixed noise vectors, row k at label k
+            samples = pl_module.sample(classes * per_class, labels=torch.arange(classes).repeat_interleave(per_class))
+        else:
+            samples = pl_module.sample()
         if samples.dim() == 2:
             real = trainer.datamodule.real_samples(2000)
             path = save_scatter(
                 samples, real, pl_module.critic, folder / f"step_{step:07d}.png", f"generator iteration {step}"
             )
         else:
-            path = save_image_grid(samples, folder / f"step_{step:07d}.png", self.upscale)
+            path = save_image_grid(samples, folder / f"step_{step:07d}.png", self.upscale, per_class or None)
         (folder / "latest.png").write_bytes(path.read_bytes())
         self.last_path = path
         self._send_to_loggers(trainer, path, step)
