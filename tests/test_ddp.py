@@ -32,11 +32,20 @@ OBJECTIVES = {
     # class-conditional WGAN-GP on ring8's 8 mixture components: labels travel with the stream's rows,
     # the generator step's labels come from the global draws, the penalty holds each row's label fixed
     "conditional": {**WGAN_GP, "num_classes": 8},
+    # DiffAugment on every critic input, the penalty's interpolates included; its draws are global-batch draws
+    "diffaugment": {**WGAN_GP, "augment": "color,translation,cutout"},
+}
+# Objectives that need other data than ring8 (the augmentation acts on images)
+DATA = {
+    "diffaugment": {
+        "class_path": "datamodules.DigitsDataModule",
+        "init_args": {"dataset": None, "size": None, "batch_size": 8},
+    }
 }
 
 
 def ddp_config(tmp_path: Path, objective: str, g_batch_size: int | None = None, batch_norm: bool = False) -> Path:
-    """4 generator iterations of 2 critic steps on ring8, global batch 8, with the rank probe."""
+    """4 generator iterations of 2 critic steps on ring8 (or `DATA`'s), global batch 8, with the rank probe."""
     nets = {"generator": {"arch": "mlp", "hidden": [16, 16], "batch_norm": batch_norm}}
     model = {"init_args": {**OBJECTIVES[objective], "n_critic": 2, "g_batch_size": g_batch_size, "z_dim": 4, **nets}}
     model["init_args"].update(lr_g=1.0e-3, lr_d=1.0e-3)
@@ -46,7 +55,7 @@ def ddp_config(tmp_path: Path, objective: str, g_batch_size: int | None = None, 
         checkpoint={"every_n_train_steps": 4},
         image_grid={"every_n_steps": 1000},
         model=model,
-        data={"init_args": {"batch_size": 8}},
+        data=DATA.get(objective, {"init_args": {"batch_size": 8}}),
     )
 
 
@@ -69,7 +78,7 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1", "conditional"])
+@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1", "conditional", "diffaugment"])
 def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, objective):
     # WGAN-GP's generator steps take 12 fakes (6 per rank), not the real batch's 8
     config = ddp_config(tmp_path, objective, g_batch_size=12 if objective in ("wgan_gp", "conditional") else None)

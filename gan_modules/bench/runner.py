@@ -33,7 +33,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from gan_modules.bench.grid import Grid, Run
 from gan_modules.cli import resume_checkpoint
-from gan_modules.studies.runner import Outcome, enqueue, launch, storage
+from gan_modules.studies.runner import Outcome, Task, enqueue, launch, storage
 from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
@@ -257,12 +257,19 @@ def run_grid(
         params = {"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed}
         todo.append({"index": i, "seed": run.seed, "params": params})
     if todo:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        task = BenchTask(grid, runs_dir, threads, say)
-        url = f"sqlite:///{(runs_dir / 'bench.db').resolve()}"
-        store = storage(url, task.heartbeat_s)
-        if grid.name in optuna.get_all_study_names(store):
-            optuna.delete_study(study_name=grid.name, storage=store)
-        enqueue(optuna.create_study(study_name=grid.name, storage=store), todo)
-        launch(task, url, workers)
+        run_fixed_points(BenchTask(grid, runs_dir, threads, say), runs_dir / "bench.db", todo, workers)
     return [r for r in (load_result(run, runs_dir) for run in runs) if r is not None]
+
+
+def run_fixed_points(task: Task, db: Path, points: list[dict[str, Any]], workers: int) -> None:
+    """Run `points` (each {index, seed, params}) of a one-study task, `workers` at a time, through
+    the study queue in a fresh SQLite study at `db` (rebuilt each time: the runs' result.json files
+    are the record, so a rerun only enqueues what has none)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    (name,) = task.names()
+    url = f"sqlite:///{db.resolve()}"
+    store = storage(url, task.heartbeat_s)
+    if name in optuna.get_all_study_names(store):
+        optuna.delete_study(study_name=name, storage=store)
+    enqueue(optuna.create_study(study_name=name, storage=store), points)
+    launch(task, url, workers)

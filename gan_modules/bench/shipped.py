@@ -28,9 +28,9 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from gan_modules.bench.aggregate import write_csv
-from gan_modules.bench.runner import RESULT_FILE, evaluate, log_tail
+from gan_modules.bench.runner import RESULT_FILE, evaluate, log_tail, run_fixed_points
 from gan_modules.checkpoints import load_datamodule
-from gan_modules.studies.runner import Outcome, enqueue, launch, storage
+from gan_modules.studies.runner import Outcome
 
 # Datasets whose configs train on a CPU in minutes: the 2D mixtures and the digit images.
 CPU_DATASETS = ("ring8", "grid25", "swissroll", "digits", "mnist")
@@ -209,14 +209,8 @@ def run_configs(
         else:
             todo.append({"index": i, "seed": 0, "params": {"config": config.name}})
     if todo:
-        runs_dir.mkdir(parents=True, exist_ok=True)
         task = ShippedTask(tuple(configs), runs_dir, max_steps, tuple(extra_args), threads, say)
-        url = f"sqlite:///{(runs_dir / 'shipped.db').resolve()}"
-        store = storage(url, task.heartbeat_s)
-        if task.name in optuna.get_all_study_names(store):
-            optuna.delete_study(study_name=task.name, storage=store)
-        enqueue(optuna.create_study(study_name=task.name, storage=store), todo)
-        launch(task, url, workers)
+        run_fixed_points(task, runs_dir / "shipped.db", todo, workers)
     return [r for r in (_done(c, runs_dir, max_steps) for c in configs) if r is not None]
 
 
