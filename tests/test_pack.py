@@ -37,7 +37,7 @@ def test_features_head_and_minibatch_compose_to_the_packed_score():
     torch.manual_seed(1)
     critic = build_critic({"arch": "dcgan", "width": 4, "minibatch_kernels": 3, "pack": 2}, (1, 8, 8))
     x = torch.randn(6, 1, 8, 8)
-    composed = critic.head(critic.minibatch(critic.features(x))).squeeze(-1)
+    composed = critic.inner.head(critic.inner.minibatch(critic.features(x))).squeeze(-1)
     assert torch.allclose(composed, critic(x))
     ae = build_critic({"arch": "autoencoder", "width": 4, "code_dim": 3, "pack": 2}, (1, 8, 8))
     energy, code = ae.energy_and_code(x)

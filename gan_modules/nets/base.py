@@ -73,8 +73,8 @@ class Critic(nn.Module):
 
 class InputTransformCritic(nn.Module):
     """A critic that scores `transform(x)` with `inner` in every way a critic is read (scores, with
-    labels too, penultimate features, EBGAN's energy and code), so losses, regularisers and generator terms see
-    one critic whatever wraps it (PacGAN's packing, DiffAugment)."""
+    labels too, penultimate features and their scores, EBGAN's energy and code), so losses,
+    regularisers and generator terms see one critic whatever wraps it (PacGAN's packing, DiffAugment)."""
 
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
@@ -94,14 +94,6 @@ class InputTransformCritic(nn.Module):
 
     def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.energy_and_code(self.transform(x))
-
-    @property
-    def head(self) -> nn.Module:
-        return self.inner.head
-
-    @property
-    def minibatch(self) -> nn.Module:
-        return self.inner.minibatch
 
 
 class MinibatchDiscrimination(nn.Module):
