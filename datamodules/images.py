@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -171,10 +171,11 @@ class TorchvisionDataModule(ImageDataModule):
     """MNIST, Fashion-MNIST, CIFAR-10, CelebA or any ImageFolder, via torchvision.
 
     `split` chooses the part served as training data for the GAN (e.g. MNIST's 10k test split).
-    MNIST and Fashion-MNIST have labels (10 classes), read from the IDX labels file next to the images.
+    Labels: MNIST and Fashion-MNIST (10 classes, the IDX labels file next to the images), CIFAR-10
+    (10 classes) and an ImageFolder (one class per subfolder of `root`, torchvision's order).
     """
 
-    LABELLED: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist")
+    LABELLED: ClassVar[tuple[str, ...]] = ("mnist", "fashion_mnist", "cifar10", "image_folder")
 
     SHAPES: ClassVar[dict[str, tuple[int, int]]] = {
         "mnist": (1, 28),
@@ -213,9 +214,9 @@ class TorchvisionDataModule(ImageDataModule):
             )
         self.name = dataset
         self.channels, self.native_size = self.SHAPES[dataset]
-        self.num_classes = 10 if dataset in self.LABELLED else 0
         super().__init__(image_size, batch_size, seed, dequantize, fraction)
         self.root = Path(root).expanduser()
+        self.num_classes = self._count_classes() if dataset in self.LABELLED else 0
         self._split = split
         self.download = download
 
@@ -233,10 +234,24 @@ class TorchvisionDataModule(ImageDataModule):
         except (RuntimeError, OSError) as err:  # torchvision raises both for missing/undownloadable data
             raise MissingDataError(self._how_to_obtain(err)) from err
 
+    def _count_classes(self) -> int:
+        """10, or an ImageFolder's subfolders (0 while `root` is missing: loading then says what to do)."""
+        if self.name != "image_folder":
+            return 10
+        from torchvision.datasets.folder import find_classes
+
+        return len(find_classes(str(self.root))[0]) if self.root.is_dir() else 0
+
     def labels(self) -> torch.Tensor:
-        """The IDX labels of `split` (torchvision's download puts them next to the images)."""
+        """The class of each image: MNIST's IDX labels of `split` (torchvision's download puts them next
+        to the images), CIFAR-10's targets, an ImageFolder's subfolder indices."""
         if self.name not in self.LABELLED:
             raise ValueError(f"data.dataset={self.name!r} has no labels here; allowed: {', '.join(self.LABELLED)}")
+        if self.name in ("cifar10", "image_folder"):
+            try:
+                return torch.as_tensor(self._torchvision_dataset().targets)
+            except (RuntimeError, OSError) as err:
+                raise MissingDataError(self._how_to_obtain(err)) from err
         raw = self._mnist_raw_file("labels")
         if raw is None:
             raise MissingDataError(
@@ -271,15 +286,23 @@ class TorchvisionDataModule(ImageDataModule):
         if self.name == "fashion_mnist":
             return tvd.FashionMNIST(root, train=train, download=self.download).data.unsqueeze(1)
         if self.name == "cifar10":
-            return torch.from_numpy(tvd.CIFAR10(root, train=train, download=self.download).data).permute(0, 3, 1, 2)
+            return torch.from_numpy(self._torchvision_dataset().data).permute(0, 3, 1, 2)
         if self.name == "celeba":
             ds = tvd.CelebA(root, split=self.split, download=self.download)
             return torch.stack([self._center_crop(pil_to_tensor(ds[i][0]), 140) for i in range(len(ds))])
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"data.root={str(self.root)!r} is not a folder")
-        ds = tvd.ImageFolder(root)
+        ds = self._torchvision_dataset()
         images = (pil_to_tensor(ds[i][0].convert("RGB")) for i in range(len(ds)))
         return torch.stack([self._center_crop(img, min(img.shape[1:])) for img in images])  # square, then resize
+
+    def _torchvision_dataset(self) -> Any:
+        """torchvision's CIFAR-10 (of `split`) or ImageFolder, whose `targets` are the labels."""
+        import torchvision.datasets as tvd
+
+        if self.name == "cifar10":
+            return tvd.CIFAR10(str(self.root), train=self.split == "train", download=self.download)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data.root={str(self.root)!r} is not a folder")
+        return tvd.ImageFolder(str(self.root))
 
     def load(self) -> torch.Tensor:
         if self.name in ("celeba", "image_folder"):  # variable-size photos: crop/resize per image
