@@ -54,7 +54,14 @@ from gan_modules.runtime import flush_subnormal_floats
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 DEFAULTS = CONFIGS / "defaults.yaml"  # the trainer and logger block of every run
-SUMMARY_METRICS = ("fid", "classes_covered", "modes", "high_quality", "emd")  # the closing line's, when measured
+SUMMARY_METRICS = (
+    "fid",
+    "classes_covered",
+    "class_accuracy",
+    "modes",
+    "high_quality",
+    "emd",
+)  # the closing line's, when measured
 LIGHTNING_CKPT_NAMES = ("best", "last", "hpc", "registry")  # `--ckpt_path` values Lightning resolves itself
 
 
@@ -177,11 +184,12 @@ class SaveRunConfig(SaveConfigCallback):
 
 
 class GanLabCLI(LightningCLI):
-    """LightningCLI with the data shape linked into the model, run-local outputs, auto-resume,
+    """LightningCLI with the data's shape and number of classes linked into the model, run-local outputs, auto-resume,
     W&B by default, GAN-correct DDP and one-line checks before training (module docstring)."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments("data.data_shape", "model.init_args.data_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.init_args.data_classes", apply_on="instantiate")
         for callback in (RunCheckpoint, ImageGrid, NonFiniteGuard):
             parser.add_lightning_class_args(callback, callback.config_key)
 

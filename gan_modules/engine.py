@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from gan_modules import augment as diffaugment
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
-from gan_modules.nets import build_critic, build_generator
+from gan_modules.nets import CONDITIONING, build_critic, build_generator
 from gan_modules.nets.conditional import LabelledCritic, uniform_labels
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 from gan_modules.objective import Logs, resolve_objective
@@ -69,8 +69,14 @@ class AdversarialModule(L.LightningModule):
             (`gan_modules.augment.AugmentedCritic`). Images only.
         generator / critic: network specs, ``{"arch": "mlp"|"dcgan"|"resnet"|..., **kwargs}``.
         num_classes: K > 0 makes the GAN class-conditional on the data's K labels (module docstring):
-            a conditional-BatchNorm generator and a projection critic (`gan_modules.nets.conditional`);
-            0: unconditional.
+            a conditional-BatchNorm generator and a conditional critic (`gan_modules.nets.conditional`);
+            0: unconditional; "data": the data's own number of classes (`data_classes`), so one
+            conditional preset fits every labelled data set.
+        data_classes: the data's number of classes (0: no labels), filled in from the datamodule by
+            the CLI; read only when num_classes is "data".
+        conditioning: how a conditional critic reads the label: "projection" (Miyato & Koyama 2018,
+            Eq. 3) or "auxiliary_classifier" (AC-GAN, Odena et al. 2017: a class head beside an
+            unconditional score, trained by the `auxiliary_classifier` regulariser and generator term).
         data_shape: filled in from the datamodule by the CLI.
         z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
             al. 2014's code; DCGAN). A bounded prior puts less mass where the generator must cross
@@ -107,7 +113,9 @@ class AdversarialModule(L.LightningModule):
         augment: str = "",
         generator: dict[str, Any] | None = None,
         critic: dict[str, Any] | None = None,
-        num_classes: int = 0,
+        num_classes: int | Literal["data"] = 0,
+        data_classes: int = 0,
+        conditioning: Literal["projection", "auxiliary_classifier"] = "projection",
         data_shape: tuple[int, ...] = (2,),
         z_dim: int = 64,
         z_prior: Literal["normal", "uniform"] = "normal",
@@ -131,7 +139,25 @@ class AdversarialModule(L.LightningModule):
         _check(n_critic >= 1, "model.n_critic", n_critic, "an integer >= 1")
         _check(g_batch_size is None or g_batch_size >= 1, "model.g_batch_size", g_batch_size, "null or an integer >= 1")
         _check(z_dim >= 1, "model.z_dim", z_dim, "an integer >= 1")
-        _check(num_classes >= 0, "model.num_classes", num_classes, "0 (unconditional) or the data's number of classes")
+        if num_classes == "data":
+            if data_classes <= 0:
+                raise ValueError(
+                    "model.num_classes='data' is invalid with data that has no labels; allowed: 0 (unconditional)"
+                )
+            num_classes = data_classes
+        _check(
+            isinstance(num_classes, int) and num_classes >= 0,
+            "model.num_classes",
+            num_classes,
+            "0 (unconditional), the data's number of classes, or data",
+        )
+        _check(conditioning in CONDITIONING, "model.conditioning", conditioning, ", ".join(CONDITIONING))
+        _check(
+            conditioning == "projection" or num_classes > 0,
+            "model.conditioning",
+            conditioning,
+            "projection with model.num_classes=0 (an unconditional critic has no classifier head)",
+        )
         _check(z_prior in Z_PRIORS, "model.z_prior", z_prior, ", ".join(Z_PRIORS))
         _check(lr_g > 0, "model.lr_g", lr_g, "a float > 0")
         _check(lr_d > 0, "model.lr_d", lr_d, "a float > 0")
@@ -170,6 +196,7 @@ class AdversarialModule(L.LightningModule):
             critic_pretrain_steps,
             f"0 with model.loss={loss!r} (only a loss with a critic-only form, e.g. ebgan, pretrains)",
         )
+        self._check_conditioning(conditioning)
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
         self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
@@ -177,7 +204,7 @@ class AdversarialModule(L.LightningModule):
         self.num_classes = num_classes  # read by the datamodule: it then streams labels with the rows
         self.z_draw = Z_PRIORS[z_prior]
         self.generator = build_generator(generator, z_dim, self.data_shape, num_classes)
-        self.critic = build_critic(critic, self.data_shape, num_classes)
+        self.critic = build_critic(critic, self.data_shape, num_classes, conditioning)
         if self.objective.constraint.wrap is not None:
             self.critic = self.objective.constraint.wrap(self.critic)
         if diffaugment.parse_policy(augment):
@@ -207,6 +234,31 @@ class AdversarialModule(L.LightningModule):
                     f"model.augment={policy!r} is invalid with model.regularizers={reg.name} (the term compares two "
                     "dropout passes of one input; each would see another augmentation); allowed: model.augment=''"
                 )
+
+    def _check_conditioning(self, conditioning: str) -> None:
+        """AC-GAN's class terms need the classifier head, and the head needs the critic's class term."""
+        objective = self.objective
+        classifying = [
+            (key, t.name)
+            for key, terms in (
+                ("model.regularizers", objective.regularizers),
+                ("model.generator_terms", objective.generator_terms),
+            )
+            for t in terms
+            if t.term.reads_class_logits
+        ]
+        for key, name in classifying:
+            if conditioning != "auxiliary_classifier":
+                raise ValueError(
+                    f"{key}={name} is invalid with model.conditioning={conditioning!r} (it reads the critic's class "
+                    "head); allowed: model.conditioning=auxiliary_classifier with model.num_classes > 0"
+                )
+        _check(
+            conditioning != "auxiliary_classifier" or "model.regularizers" in {key for key, _ in classifying},
+            "model.conditioning",
+            conditioning,
+            "projection without model.regularizers auxiliary_classifier (it trains the classifier head)",
+        )
 
     def _project_critic(self) -> None:
         if self.objective.constraint.project is not None:

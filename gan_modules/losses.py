@@ -200,6 +200,15 @@ def feature_matching_loss(features_real: Tensor, features_fake: Tensor) -> Tenso
     return (features_real.detach().mean(0) - features_fake.mean(0)).pow(2).sum()
 
 
+# --- AC-GAN (Odena et al. 2017, Eq. 2-3) -----------------------------------------------------------
+def auxiliary_class_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """-E[log P(C = c | X)]: minus one source's share of AC-GAN's L_C (Eq. 3) on the classifier's logits.
+
+    The critic maximises L_C over real and generated samples (L_S + L_C, Eq. 2-3), the generator
+    over its own samples (L_C - L_S), so each minimises a sum of these terms."""
+    return F.cross_entropy(logits, labels)
+
+
 # --- Named (critic, generator) pairs for variants that take "any loss" (e.g. SNGAN) -----------------
 LOSS_PAIRS: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor], Tensor]]] = {
     "minimax": (minimax_critic_loss, minimax_generator_loss),

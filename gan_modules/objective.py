@@ -62,6 +62,7 @@ class Regularizer:
     fn: Callable[[nn.Module, Tensor, Tensor, Draws], Tensor]
     per_sample_gradient: bool = True  # a gradient w.r.t. single inputs: invalid under BatchNorm
     needs_dropout: bool = False
+    reads_class_logits: bool = False  # needs the critic's classifier head (model.conditioning)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class GeneratorTerm:
     fn: Callable[[nn.Module, Tensor, Tensor, Tensor | None], Tensor]
     critic_arch: str | None = None
     reads_codes: bool = False
+    reads_class_logits: bool = False
 
 
 LOSSES: Registry[AdversarialLoss] = Registry("model.loss")
@@ -250,6 +252,23 @@ def r2() -> Regularizer:
     return Regularizer(lambda critic, real, fake, draws: penalties.r1_penalty(critic, fake))
 
 
+@REGULARIZERS.register("auxiliary_classifier")
+def auxiliary_classifier() -> Regularizer:
+    """AC-GAN's class term for the critic (Odena et al. 2017, Eq. 3): the classifier head's cross-entropy
+    on the real batch and on the fakes generated for the same labels (weight 1: the paper's L_S + L_C)."""
+
+    def fn(critic: nn.Module, real: Tensor, fake: Tensor, draws: Draws) -> Tensor:
+        real_logits, fake_logits = (
+            critic.class_logits(critic.features(real)),
+            critic.class_logits(critic.features(fake)),
+        )
+        return losses.auxiliary_class_loss(real_logits, critic.labels) + losses.auxiliary_class_loss(
+            fake_logits, critic.labels
+        )
+
+    return Regularizer(fn, per_sample_gradient=False, reads_class_logits=True)
+
+
 # ----------------------------------------------------------------------------------- constraints
 @CONSTRAINTS.register("none")
 def no_constraint() -> Constraint:
@@ -285,6 +304,18 @@ def feature_matching() -> GeneratorTerm:
 def pulling_away() -> GeneratorTerm:
     """EBGAN's pulling-away term on the autoencoder's codes of the fakes (Zhao et al. 2017, Sec. 2.4)."""
     return GeneratorTerm(lambda critic, fake, real, codes: losses.pulling_away_term(codes), "autoencoder", True)
+
+
+@GENERATOR_TERMS.register("auxiliary_classifier")
+def auxiliary_classifier_generator() -> GeneratorTerm:
+    """AC-GAN's class term for the generator (Odena et al. 2017, Eq. 3): the critic's classifier must
+    recognise each fake as the class it was generated for (weight 1: the paper's L_C - L_S)."""
+    return GeneratorTerm(
+        lambda critic, fake, real, codes: losses.auxiliary_class_loss(
+            critic.class_logits(critic.features(fake)), critic.labels
+        ),
+        reads_class_logits=True,
+    )
 
 
 # ------------------------------------------------------------------------------------- resolution

@@ -56,6 +56,7 @@ RING8_SETTINGS: dict[str, tuple[dict, int]] = {
         80,
     ),
     "sngan": ({"loss": "hinge"}, 150),
+    "acgan": ({"num_classes": 8}, 150),  # conditional on ring8's 8 components
     "ebgan": (
         {
             "loss": {"name": "ebgan", "margin": 0.5},

@@ -30,6 +30,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SLOW_STEPS = 200  # generator iterations per 2D config in the slow test (the committed table uses 1,000)
 
 
+def test_discovery_pairs_a_conditional_preset_with_the_labelled_cpu_datasets_only():
+    found = [c.name for c in discover_configs(CONFIGS) if c.name.startswith("acgan/")]
+    assert found == ["acgan/ring8", "acgan/grid25", "acgan/digits", "acgan/mnist"]  # swissroll has no labels
+
+
 def test_discovery_pairs_every_preset_with_every_cpu_dataset(tmp_path):
     for rel in ("model/gan.yaml", "model/wgan.yaml", "data/ring8.yaml", "data/digits.yaml", "data/cifar10.yaml"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ protocol, and the untrained generator is the run's own initialisation, saved by 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from typing import Any
 
 import lightning as L
 import optuna
+import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from gan_modules.bench.aggregate import write_csv
@@ -59,10 +61,31 @@ class ShippedConfig:
             raise ValueError(f"config name {self.name!r} is invalid; allowed: a relative path without '..'")
 
 
+def _init_args(path: Path) -> dict[str, Any]:
+    return (yaml.safe_load(path.read_text()) or {}).get("init_args") or {}
+
+
+def data_classes(path: Path) -> int:
+    """The number of classes of a `--data` file's datamodule (0: no labels), from the datamodule itself."""
+    spec = yaml.safe_load(path.read_text())
+    module, _, name = spec["class_path"].rpartition(".")
+    return getattr(getattr(importlib.import_module(module), name)(**spec.get("init_args", {})), "num_classes", 0)
+
+
+def trains_on(model: Path, data: Path) -> bool:
+    """Whether the preset can train on the data: a conditional preset needs the data's labels."""
+    wanted = _init_args(model).get("num_classes", 0)
+    if not wanted:
+        return True
+    classes = data_classes(data)
+    return classes > 0 if wanted == "data" else classes == wanted
+
+
 def discover_configs(root: str | Path = "configs") -> list[ShippedConfig]:
     """Every preset (`<root>/model/*.yaml`) on every CPU data set (`<root>/data/<name>.yaml` for
-    `CPU_DATASETS`), as `--model <file> --data <file>`: the composition `gan-lab fit --model P --data D`
-    trains, family and experiment files included."""
+    `CPU_DATASETS`) it can train on (a conditional preset: the labelled ones), as `--model <file>
+    --data <file>`: the composition `gan-lab fit --model P --data D` trains, family and experiment
+    files included."""
     root = Path(root)
     if not (root / "model").is_dir() or not (root / "data").is_dir():
         raise FileNotFoundError(f"configs folder {str(root)!r} has no model/ and data/ folders")
@@ -71,6 +94,7 @@ def discover_configs(root: str | Path = "configs") -> list[ShippedConfig]:
         ShippedConfig(f"{model.stem}/{name}", ("--model", str(model), "--data", str(path)))
         for model in sorted((root / "model").glob("*.yaml"))
         for name, path in data.items()
+        if trains_on(model, path)
     ]
 
 

@@ -82,9 +82,17 @@ def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...
     return _build(GENERATORS, "generator", spec, z_dim, data_shape, num_classes=num_classes)
 
 
-def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
+CONDITIONING = ("projection", "auxiliary_classifier")  # how a conditional critic reads the label
+
+
+def build_critic(
+    spec: dict[str, Any], data_shape: tuple[int, ...], num_classes: int = 0, conditioning: str = "projection"
+) -> nn.Module:
     """Build a critic; `pack: m` makes it score packs of m samples (PacGAN, Lin et al. 2018); with
-    `num_classes` > 0 it is a projection critic, `forward(x, y)` (`Critic.add_projection`)."""
+    `num_classes` > 0 it is a projection critic, `forward(x, y)` (`Critic.add_projection`), or with
+    `conditioning="auxiliary_classifier"` an AC-GAN critic (`Critic.add_classifier`)."""
+    if conditioning not in CONDITIONING:
+        raise ValueError(f"model.conditioning={conditioning!r} is unknown; allowed: {', '.join(CONDITIONING)}")
     spec = dict(spec)
     pack = spec.pop("pack", 1)
     if isinstance(pack, bool) or not isinstance(pack, int) or pack < 1:
@@ -99,9 +107,12 @@ def build_critic(spec: dict[str, Any], data_shape: tuple[int, ...], num_classes:
         if not isinstance(critic, Critic):
             raise ValueError(
                 f"model.critic.arch={spec.get('arch')!r} is invalid with model.num_classes={num_classes} (the "
-                "projection needs features and a linear head); allowed: mlp, dcgan, resnet, standard_cnn"
+                f"{conditioning} needs features and a linear head); allowed: mlp, dcgan, resnet, standard_cnn"
             )
-        critic.add_projection(num_classes)
+        if conditioning == "projection":
+            critic.add_projection(num_classes)
+        else:
+            critic.add_classifier(num_classes)
     return PackedCritic(critic, pack) if pack > 1 else critic
 
 

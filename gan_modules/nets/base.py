@@ -28,7 +28,8 @@ class Generator(nn.Module):
 
 class Critic(nn.Module):
     """Scores samples: `features` (N, F) then a linear `head` to one score per sample, plus, for a
-    class-conditional critic, the projection term <embed(y), features> (Miyato & Koyama 2018, Eq. 3).
+    class-conditional critic, the projection term <embed(y), features> (Miyato & Koyama 2018, Eq. 3)
+    or a K-way `classifier` head beside the score (AC-GAN's auxiliary classifier; Odena et al. 2017).
 
     Keeping the penultimate features separate serves feature matching (Salimans 2016), minibatch
     discrimination (inserted between the two), WGAN-CT's second-to-last-layer term and the projection.
@@ -41,6 +42,7 @@ class Critic(nn.Module):
         self.minibatch: nn.Module = nn.Identity()
         self.feature_dim = 0
         self.embed: nn.Embedding | None = None
+        self.classifier: nn.Linear | None = None
 
     def set_head(self, feature_dim: int, minibatch_kernels: int = 0, bias: bool = True) -> None:
         """Attach the scoring head (and optional minibatch discrimination) after `features`."""
@@ -54,14 +56,27 @@ class Critic(nn.Module):
         """Make the critic class-conditional: f(x, y) = head(phi(x)) + <embed(y), phi(x)>, phi = `features`."""
         self.embed = projection_embedding(num_classes, self.feature_dim)
 
+    def add_classifier(self, num_classes: int) -> None:
+        """Make the critic an AC-GAN discriminator: the score ignores y and a linear head on the same
+        features gives the class posterior's logits (Odena et al. 2017, Sec. 3: "an auxiliary decoder
+        network that outputs the class labels")."""
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """log P(C | x) up to a constant, from penultimate `features` (an AC-GAN critic only)."""
+        if self.classifier is None:
+            raise ValueError("class logits were asked of a critic without a classifier head")
+        return self.classifier(features)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def score(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The scores of penultimate `features`; with labels y, the projection term added (y is None:
-        the unconditional part, e.g. for a plot of the critic over the plane)."""
+        the unconditional part, e.g. for a plot of the critic over the plane). An AC-GAN critic's
+        score reads no label: y conditions its classifier's loss only."""
         out = self.head(self.minibatch(features)).squeeze(-1)
-        if y is None:
+        if y is None or (self.embed is None and self.classifier is not None):
             return out
         if self.embed is None:
             raise ValueError("labels were given to a critic without a projection (model.num_classes=0)")
@@ -91,6 +106,9 @@ class InputTransformCritic(nn.Module):
 
     def score(self, features: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.inner.score(features, y)
+
+    def class_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.inner.class_logits(features)
 
     def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.energy_and_code(self.transform(x))

@@ -4,7 +4,8 @@ Generator: conditional BatchNorm (de Vries et al. 2017, "Modulating early visual
 language"; Miyato & Koyama 2018, "cGANs with Projection Discriminator", its generators): BatchNorm
 without its own affine, then a gain and a bias looked up per class. Critic: the projection
 discriminator's inner product of a class embedding with the penultimate features (Miyato & Koyama
-2018, Eq. 3), added in `Critic.score`. Losses and regularisers read a critic of one input, so the
+2018, Eq. 3), added in `Critic.score`, or AC-GAN's auxiliary classifier head (Odena et al. 2017),
+`Critic.class_logits`. Losses and regularisers read a critic of one input, so the
 engine hands them `LabelledCritic`: the critic with the labels of the batch held fixed.
 """
 
@@ -87,6 +88,9 @@ class LabelledCritic(nn.Module):
 
     def score(self, features: Tensor) -> Tensor:
         return self.critic.score(features, self.labels)
+
+    def class_logits(self, features: Tensor) -> Tensor:
+        return self.critic.class_logits(features)
 
 
 def uniform_labels(num_classes: int, n: int, generator: torch.Generator) -> Tensor:
