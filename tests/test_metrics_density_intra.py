@@ -101,9 +101,23 @@ def test_the_evaluator_reports_density_and_coverage_of_its_own_features():
     assert evaluator.protocol(dm)["dc_neighborhood"] == 5
 
 
+pytestmark = pytest.mark.xdist_group("metrics_density_intra")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def digits_classifier(tmp_path_factory) -> Path:
     return extractor_fixtures.digits_classifier(tmp_path_factory.mktemp("classifier"))
+
+
+def intra_fid_settings(classifier: Path) -> MetricSettings:
+    return MetricSettings(
+        num_fake=400,
+        num_real=1797,
+        extractor="digits-classifier",
+        weights_path=str(classifier),
+        metrics=["fid", "intra_fid"],
+        batch_size=200,
+    )
 
 
 def test_intra_fid_in_the_evaluator_classes_samples_by_the_classifiers_prediction(digits_classifier):
@@ -112,14 +126,7 @@ def test_intra_fid_in_the_evaluator_classes_samples_by_the_classifiers_predictio
         AdversarialModule(loss="non_saturating", data_shape=(1, 8, 8), **TINY_NETS),
         DigitsDataModule(image_size=8, batch_size=32),
     )
-    settings = MetricSettings(
-        num_fake=400,
-        num_real=1797,
-        extractor="digits-classifier",
-        weights_path=str(digits_classifier),
-        metrics=["fid", "intra_fid"],
-        batch_size=200,
-    )
+    settings = intra_fid_settings(digits_classifier)
     evaluator = ImageEvaluator(settings)
     results = evaluator.evaluate(model, dm, SingleProcess())
     extractor = FeatureExtractor("digits-classifier", weights_path=str(digits_classifier))
@@ -141,3 +148,46 @@ def test_intra_fid_in_the_evaluator_classes_samples_by_the_classifiers_predictio
     # a feature extractor that is no classifier has no classes: intra-FID is skipped, and on record
     tiny = ImageEvaluator(MetricSettings(extractor=extractor_fixtures.register(), metrics=["fid", "intra_fid"]))
     assert tiny.protocol(dm)["metrics"] == ["fid"]
+
+
+class RealDigitsOfTheClassAskedFor:
+    """A stand-in conditional generator: for each requested label, a real digit of that class."""
+
+    num_classes = 10
+
+    def __init__(self, dm: DigitsDataModule) -> None:
+        self.images, self.labels = dm.decode(dm.stored), dm.stored_labels
+
+    def sample(self, n: int, seed: int, batch_size: int, labels: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed)
+        picks = [
+            torch.nonzero(self.labels == y)[torch.randint(0, int((self.labels == y).sum()), (1,), generator=gen)]
+            for y in labels
+        ]
+        return self.images[torch.cat(picks).flatten()]
+
+
+def test_class_accuracy_and_intra_fid_of_a_conditional_generator_use_the_class_asked_for(digits_classifier):
+    dm = DigitsDataModule(image_size=8, batch_size=32)
+    generator = RealDigitsOfTheClassAskedFor(dm)
+    settings = intra_fid_settings(digits_classifier)
+    evaluator = ImageEvaluator(settings)
+    results = evaluator.evaluate(generator, dm, SingleProcess())
+    asked = torch.arange(400) % 10  # sample i is of class i mod K
+    extractor = FeatureExtractor("digits-classifier", weights_path=str(digits_classifier))
+    fake = extractor(to_uint8_images(generated_samples(generator, 400, 200, seed=0)))
+    real = extractor(dm.stored)
+    hits = fake["logits"].argmax(1) == asked
+    per_class = [hits[asked == k].double().mean().item() for k in range(10)]
+    assert [results[f"class_accuracy_{k}"] for k in range(10)] == pytest.approx(per_class)
+    assert results["class_accuracy"] == pytest.approx(sum(per_class) / 10)
+    real_acc = (real["logits"].argmax(1) == dm.stored_labels).double().mean().item()
+    assert abs(results["class_accuracy"] - real_acc) < 0.05  # real digits of the asked class: the classifier's accuracy
+    real_classes = real["logits"].argmax(1)
+    for k in (0, 7):  # grouped by the class asked for, not the classifier's guess
+        by_hand = _frechet_scipy(
+            fake["features"][asked == k].double().numpy(), real["features"][real_classes == k].double().numpy()
+        )
+        assert results[f"intra_fid_{k}"] == pytest.approx(by_hand, rel=1e-3, abs=1e-3)
+    protocol = evaluator.protocol(dm, generator)
+    assert "the class asked for" in protocol["intra_fid_classes"] and "i mod K" in protocol["class_accuracy_labels"]

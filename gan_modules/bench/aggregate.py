@@ -28,6 +28,8 @@ METRIC_FORMAT: dict[str, tuple[str, int]] = {
     "classes_covered": ("classes", 1),
     "class_kl": ("KL to uniform", 3),
     "confidence": ("confidence", 3),
+    "class_accuracy": ("class accuracy", 3),
+    "intra_fid": ("intra-FID", 2),
     "fit_cpu_min": ("fit CPU min", 2),
     "fit_wall_min": ("fit wall min", 2),
 }

@@ -123,6 +123,23 @@ def intra_fid(
     return {"intra_fid": sum(out.values()) / num_classes, **out}
 
 
+def class_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """How often a classifier recognises a conditional generator's sample as the class it was asked
+    for (the AC-GAN / cGAN "classification accuracy" of generated samples; Odena et al. 2017, Sec. 4.1).
+
+    class_accuracy     mean over classes of class_accuracy_<k> (each class weighs the same)
+    class_accuracy_<k> share of the samples generated for class k that the classifier labels k
+    """
+    hits = logits.argmax(1) == labels
+    per_class = {
+        k: hits[labels == k].double().mean().item() if (labels == k).any() else math.nan for k in range(num_classes)
+    }
+    return {
+        "class_accuracy": sum(per_class.values()) / num_classes,
+        **{f"class_accuracy_{k}": v for k, v in per_class.items()},
+    }
+
+
 def kl_to_uniform(counts: torch.Tensor) -> float:
     """KL(histogram || uniform over its bins), 0 log 0 = 0: 0 when balanced, log(K / covered) at worst."""
     p = counts.double() / counts.sum()

@@ -28,6 +28,7 @@ from gan_modules.metrics.toy import exact_emd, mode_metrics
 # Images: metrics on extractor features ("dc" = density and coverage; "intra_fid" only with a digit
 # classifier extractor), and "modes" = Stacked MNIST's modes covered and reverse KL (that data only)
 FEATURE_METRICS = ("fid", "is", "kid", "pr", "dc", "intra_fid")
+LABELS = "labels"  # the gathered row of each generated sample's class, for a conditional model
 IMAGE_METRICS = (*FEATURE_METRICS, "modes")
 # Points: "modes" = PacGAN's modes covered, % high quality and reverse KL (milliseconds); "emd" =
 # the exact earth mover's distance, a network-simplex solve (about a second at 2,500 x 2,500 points)
@@ -95,16 +96,26 @@ def chunk_seed(seed: int, chunk: int) -> int:
     return seed * 1_000_003 + chunk
 
 
-def generated_chunk(module: Any, seed: int, chunk: int, size: int) -> Tensor:
-    """Chunk `chunk` of the evaluation samples: the same tensor whichever rank draws it."""
-    return module.sample(size, seed=chunk_seed(seed, chunk), batch_size=size)
+def evaluation_labels(module: Any, first: int, size: int) -> Tensor | None:
+    """The classes asked of a conditional generator for evaluation samples first .. first + size - 1:
+    sample i is of class i mod K, so every class has an equal share (None: an unconditional model)."""
+    k = getattr(module, "num_classes", 0)
+    return torch.arange(first, first + size) % k if k else None
+
+
+def generated_chunk(module: Any, seed: int, chunk: int, first: int, size: int) -> Tensor:
+    """Chunk `chunk` (samples first .. first + size - 1) of the evaluation samples: the same tensor
+    whichever rank draws it."""
+    labels = evaluation_labels(module, first, size)
+    extra = {} if labels is None else {"labels": labels}
+    return module.sample(size, seed=chunk_seed(seed, chunk), batch_size=size, **extra)
 
 
 def generated_samples(module: Any, num: int, batch_size: int, seed: int) -> Tensor:
     """All evaluation samples in one process, in the order every evaluation uses."""
     return torch.cat(
         [
-            generated_chunk(module, seed, c, min(batch_size, num - first))
+            generated_chunk(module, seed, c, first, min(batch_size, num - first))
             for c, first in enumerate(range(0, num, batch_size))
         ]
     )
@@ -167,7 +178,7 @@ class PointEvaluator(Evaluator):
         num_fake, num_real = self.counts(dm)
         seed, batch = self.settings.seed, self.settings.batch_size
         fake = gather_rows(
-            lambda c, _, k: {"points": generated_chunk(module, seed, c, k).float()}, num_fake, batch, coll
+            lambda c, first, k: {"points": generated_chunk(module, seed, c, first, k).float()}, num_fake, batch, coll
         )["points"]
         results = None
         if coll.rank == 0:
@@ -243,7 +254,14 @@ class ImageEvaluator(Evaluator):
         if "dc" in metrics:
             out.update(dc_neighborhood=s.dc_neighborhood)
         if "intra_fid" in metrics:
-            out.update(intra_fid_classes="the classifier's predicted class, for real and generated samples alike")
+            conditional = getattr(module, "num_classes", 0) > 0
+            out.update(
+                intra_fid_classes="real: the classifier's predicted class; generated: the class asked for"
+                if conditional
+                else "the classifier's predicted class, for real and generated samples alike"
+            )
+        if getattr(module, "num_classes", 0) and self.extractor is not None and self.extractor.spec.classifier:
+            out.update(class_accuracy_labels="sample i generated for class i mod K, scored by the classifier's argmax")
         if "modes" in metrics:
             out.update(
                 mode_samples=s.mode_samples, num_modes=dm.num_modes, mode_classifier=self.mode_classifier().fingerprint
@@ -306,16 +324,20 @@ class ImageEvaluator(Evaluator):
         if self.extractor is not None:
             num_fake, _ = self.counts(dm)
             real, real_stats = self.real_features(dm, coll)
-            fake = gather_rows(
-                lambda c, _, k: self._features(generated_chunk(module, s.seed, c, k)), num_fake, s.batch_size, coll
-            )
+
+            def fake_rows(c: int, first: int, k: int) -> dict[str, Tensor]:
+                labels = evaluation_labels(module, first, k)
+                features = self._features(generated_chunk(module, s.seed, c, first, k))
+                return features if labels is None else {**features, LABELS: labels}
+
+            fake = gather_rows(fake_rows, num_fake, s.batch_size, coll)
             if coll.rank == 0:
                 results.update(self.scores(fake, real, real_stats, dm, metrics))
         if "modes" in metrics:
             digits = self.mode_classifier()
             ids = gather_rows(
-                lambda c, _, k: {
-                    "ids": stacked.mode_ids(digits(to_uint8_images(generated_chunk(module, s.seed, c, k))))
+                lambda c, first, k: {
+                    "ids": stacked.mode_ids(digits(to_uint8_images(generated_chunk(module, s.seed, c, first, k))))
                 },
                 s.mode_samples,
                 s.batch_size,
@@ -346,11 +368,15 @@ class ImageEvaluator(Evaluator):
             out["precision"], out["recall"] = scores.precision_recall(fake_f, real_f, s.pr_neighborhood)
         if "dc" in metrics:
             out["density"], out["coverage"] = scores.density_coverage(fake_f, real_f, s.dc_neighborhood)
+        labels = fake.get(LABELS)  # the classes a conditional generator was asked for
         if spec.classifier:
             out.update(scores.class_coverage(logits))
+            if labels is not None:
+                out.update(scores.class_accuracy(logits, labels, logits.shape[1]))
         if "intra_fid" in metrics:
             real_classes = real[spec.logits_layer].argmax(1)
-            out.update(scores.intra_fid(fake_f, logits.argmax(1), real_f, real_classes, logits.shape[1]))
+            fake_classes = logits.argmax(1) if labels is None else labels
+            out.update(scores.intra_fid(fake_f, fake_classes, real_f, real_classes, logits.shape[1]))
         return out
 
 
