@@ -1,11 +1,13 @@
-"""Test-session settings (quiet offline W&B, one thread per process: CI has 2 cores) and the one
-factory for `gan-lab fit` YAML configs in tests (`fit_yaml`)."""
+"""Test-session settings (quiet offline W&B, one thread and one metric cache per process: CI runs
+two pytest-xdist workers on 2 cores) and the one factory for `gan-lab fit` YAML configs in tests
+(`fit_yaml`)."""
 
 from __future__ import annotations
 
 import copy
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_CODE", "true")
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 torch.set_num_threads(1)
+# This process's own metric cache (real features, the digit classifier trained on first use): no test
+# reads a user's ~/.cache/gan-lab, and parallel pytest-xdist workers never write one file together.
+os.environ["GAN_LAB_CACHE"] = tempfile.mkdtemp(prefix="gan-lab-test-cache-")
 
 WGAN_GP = {"loss": "wasserstein", "regularizers": [{"name": "gradient_penalty", "weight": 10.0}]}
 # A toy WGAN-GP fit on ring8 with tiny MLPs: 6 generator iterations of 2 critic steps, on the CPU.

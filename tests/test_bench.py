@@ -115,6 +115,9 @@ def tiny_fit(path: Path, objective: dict) -> Path:
                     model=model)  # fmt: skip
 
 
+pytestmark = pytest.mark.xdist_group("bench")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def tiny_bench(tmp_path_factory):
     """2 variants x ring8 x 2 seeds x 20 generator iterations, plus a variant whose config is invalid."""

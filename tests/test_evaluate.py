@@ -34,6 +34,9 @@ def _checkpoint(root: Path, model: L.LightningModule, dm: L.LightningDataModule,
     return path
 
 
+pytestmark = pytest.mark.xdist_group("evaluate")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def toy_ckpt(tmp_path_factory) -> Path:
     nets = {"generator": {"arch": "mlp", "hidden": [16, 16]}, "critic": {"arch": "mlp", "hidden": [16, 16]}}

@@ -77,6 +77,9 @@ def _assert_same_weights(done: Path, ref: Path) -> None:
                 assert torch.equal(got["state"][key][name], tensor), (key, name)
 
 
+pytestmark = pytest.mark.xdist_group("interrupts")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, make_fit_config) -> tuple[Path, Path]:
     """The config every test runs (no scheduled checkpoint before the signal) and its uninterrupted last.ckpt."""

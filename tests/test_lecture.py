@@ -21,6 +21,9 @@ from gan_modules.metrics.toy import mode_metrics
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+pytestmark = pytest.mark.xdist_group("lecture")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def out_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("lecture")

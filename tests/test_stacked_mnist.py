@@ -31,6 +31,9 @@ import extractor_fixtures
 DIGITS = DigitsDataModule()
 
 
+pytestmark = pytest.mark.xdist_group("stacked_mnist")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory) -> Path:
     return extractor_fixtures.digits_as_mnist(tmp_path_factory.mktemp("mnist"))

@@ -244,6 +244,9 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+pytestmark = pytest.mark.xdist_group("study")  # one worker builds the module fixtures, once
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
