@@ -47,8 +47,11 @@ def _fit(config: Path, root: Path, env: dict[str, str]) -> subprocess.CompletedP
 def _interrupt(config: Path, root: Path, env: dict[str, str], *signals: int, then_kill: Path | None = None):
     """Start a fit, wait for its first sample grid, send `signals`; with `then_kill`, SIGKILL the run as
     soon as that file exists (a cluster's hard stop). Returns (returncode, stderr)."""
+    # SIGINT at its default, as in a terminal's foreground job (a background parent, such as a test
+    # worker, hands its children SIGINT ignored, and Python then keeps it ignored)
     proc = subprocess.Popen(fit_command(config, root), cwd=root.parent, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         first_grid, deadline = root / "samples" / f"step_{GRID_EVERY:07d}.png", time.monotonic() + 300
         while not first_grid.is_file() and proc.poll() is None and time.monotonic() < deadline:

@@ -8,7 +8,10 @@ LightningCLI writes, a CSV logger's `metrics.csv` and the PNG grids the ImageGri
 from __future__ import annotations
 
 import csv
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -181,11 +184,14 @@ def test_sweep_example_drives_gan_lab_fit(tmp_path, monkeypatch, capsys):
             assert printed["model"]["init_args"][key] == objective.get(key, {"constraint": "none"}.get(key)), key
         assert printed["model"]["init_args"]["lr_g"] == sweep["parameters"]["model.init_args.lr_g"]["values"][0]
 
-    # one real run as the agent starts it: its own folder, W&B under the agent's run id
-    monkeypatch.setenv("WANDB_SWEEP_ID", "sweep7")
-    monkeypatch.setenv("WANDB_RUN_ID", "run7")
+    # one real run as the agent starts it, a process of its own: its own folder, W&B under the agent's run id
+    env = {**os.environ, "WANDB_SWEEP_ID": "sweep7", "WANDB_RUN_ID": "run7", "OMP_NUM_THREADS": "1"}
     root = tmp_path / "sweeps"
-    assert main([*commands[0], "--trainer.max_steps=2", f"--trainer.default_root_dir={root}"]) == 0
+    argv = [*commands[0], "--trainer.max_steps=2", f"--trainer.default_root_dir={root}"]
+    done = subprocess.run(
+        [sys.executable, "-m", "gan_modules.cli", *argv], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
     run_root = root / "sweep-sweep7" / "run7"
     assert (run_root / "checkpoints" / "last.ckpt").is_file()
     (run_dir,) = (run_root / "wandb").glob("offline-run-*")
