@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from gan_modules import augment as diffaugment
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
-from gan_modules.nets import CONDITIONING, build_critic, build_generator
+from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.conditional import LabelledCritic, uniform_labels
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 from gan_modules.objective import Logs, resolve_objective
@@ -151,7 +151,6 @@ class AdversarialModule(L.LightningModule):
             num_classes,
             "0 (unconditional), the data's number of classes, or data",
         )
-        _check(conditioning in CONDITIONING, "model.conditioning", conditioning, ", ".join(CONDITIONING))
         _check(
             conditioning == "projection" or num_classes > 0,
             "model.conditioning",
