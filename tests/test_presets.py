@@ -141,7 +141,20 @@ CORRECTED: dict[str, dict[str, dict]] = {
     **{f"{v}/cifar10": {"model": _DCGAN_INIT} for v in ("gan", "ns_gan", "lsgan", "fgan", "loss_sensitive_gan")},
     "wgan/cifar10": {"model": {**_DCGAN_INIT, "wgan_warmup": True}},
     "dragan/cifar10": {"model": {"generator": _DCGAN_INIT["generator"]}},
-    "ebgan/cifar10": {"model": {"generator": _DCGAN_INIT["generator"]}},
+    # EBGAN's image energy is the paper's norm, its margin the former MSE margin 1.0 in the norm's units
+    **{
+        f"ebgan/{d}": {
+            "model": {"critic": {"arch": "autoencoder", "width": w, "code_dim": c, "energy": "l2"}, "margin": m}
+        }
+        for d, w, c, m in (("digits", 32, 32, 16.0), ("mnist", 64, 64, 28.0))
+    },
+    "ebgan/cifar10": {
+        "model": {
+            "generator": _DCGAN_INIT["generator"],
+            "critic": {"arch": "autoencoder", "width": 64, "code_dim": 128, "energy": "l2"},
+            "margin": 55.0,
+        }
+    },
     "wgan_gp/cifar10": {
         "model": {**_TF_RESNET, "critic": {"arch": "resnet", "width": 128, "pooling": "mean", "init": "glorot"}},
         "data": {"dequantize": True},
