@@ -5,7 +5,10 @@ from the data than its untrained generator."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import platform
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from gan_modules.bench.shipped import (
     discover_configs,
     markdown_table,
     run_config,
+    write_report,
 )
 from gan_modules.checkpoints import load_datamodule, load_module, read_checkpoint
 from gan_modules.cli import GanLabCLI, main
@@ -49,20 +53,35 @@ def test_discovery_pairs_every_preset_with_every_cpu_dataset(tmp_path):
     ]
 
 
+HAND_ROWS = [
+    {"config": "a/ring8", "status": "ok", "metric": "emd", "before_emd": 0.8912, "after_emd": 0.1,
+     "after_modes": 8.0, "towards_data": True, "fit_wall_s": 61.2, "max_steps": 1000},
+    {"config": "b/ring8", "status": "ok", "metric": "emd", "before_emd": 0.9, "after_emd": 1.4572,
+     "after_modes": 0.0, "towards_data": False, "fit_wall_s": 59.6, "max_steps": 1000},
+    {"config": "c/digits", "status": "failed", "error": "gan-lab evaluate (before): no | classifier\nmore",
+     "fit_wall_s": 3.0, "max_steps": 1000},
+]  # fmt: skip
+
+
 def test_markdown_table_rows_by_hand():
-    results = [
-        {"config": "a/ring8", "status": "ok", "metric": "emd", "before_emd": 0.8912, "after_emd": 0.1,
-         "after_modes": 8.0, "towards_data": True, "fit_wall_s": 61.2},
-        {"config": "b/ring8", "status": "ok", "metric": "emd", "before_emd": 0.9, "after_emd": 1.4572,
-         "after_modes": 0.0, "towards_data": False, "fit_wall_s": 59.6},
-        {"config": "c/digits", "status": "failed", "error": "gan-lab evaluate (before): no | classifier\nmore",
-         "fit_wall_s": 3.0},
-    ]  # fmt: skip
-    assert markdown_table(results).splitlines()[2:] == [
+    assert markdown_table(HAND_ROWS).splitlines()[2:] == [
         "| a/ring8 | emd | 0.891 | 0.100 | yes | 8 | 61 |",
         "| b/ring8 | emd | 0.900 | 1.457 | **no** | 0 | 60 |",
         "| c/digits | | | | **failed**: gan-lab evaluate (before): no / classifier | | 3 |",
     ]
+
+
+def test_report_states_command_budget_host_and_every_config_that_did_not_train(tmp_path):
+    table, csv_path = write_report(HAND_ROWS, tmp_path, "gan-lab shipped --workers 2", workers=2, threads=1)
+    text = table.read_text().splitlines()
+    assert text[2] == "`gan-lab shipped --workers 2`"
+    assert text[4].startswith("3 configs, 1000 generator iterations each; the fits took 2.1 min of wall time")
+    assert text[6].startswith("- generated ") and f"on {platform.machine()} ({os.cpu_count()} CPU cores" in text[6]
+    assert text[6].endswith(f"torch {torch.__version__}, 2 `gan-lab fit` process(es) at a time, 1 thread(s) each)")
+    assert text[8] == "Not towards the data (or failed): b/ring8, c/digits."
+    assert text[-3:] == markdown_table(HAND_ROWS).splitlines()[2:]
+    with csv_path.open() as f:
+        assert [row["config"] for row in csv.DictReader(f)] == ["a/ring8", "b/ring8", "c/digits"]
 
 
 def test_command_rejects_bad_input_in_one_line(tmp_path, capsys):

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+
+def generated_line(runs: str) -> str:
+    """A report's "generated" line: when, on what host and torch, and how the fits ran (`runs`)."""
+    import torch  # reports import without torch until one is written
+
+    return (
+        f"- generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
+        f"({os.cpu_count()} CPU cores, torch {torch.__version__}, {runs})"
+    )
+
 
 # metric -> (column title, digits); the PacGAN Table 1 columns, then EMD and image metrics
 METRIC_FORMAT: dict[str, tuple[str, int]] = {

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gan_modules.bench.aggregate import METRIC_FORMAT, markdown_tables, summarize, summary_rows, write_csv
+from gan_modules.bench.aggregate import (
+    METRIC_FORMAT,
+    generated_line,
+    markdown_tables,
+    summarize,
+    summary_rows,
+    write_csv,
+)
 from gan_modules.bench.grid import Grid
 from gan_modules.bench.history import read_history
 from gan_modules.bench.plots import plot_curves
@@ -86,8 +90,6 @@ def write_report(
     grid: Grid, results: Sequence[dict[str, Any]], runs_dir: Path, out: Path, command: str, threads: int | None
 ) -> Path:
     """results.md, summary.csv, runs.csv, curves.csv and curves_<dataset>.png under `out`."""
-    import torch
-
     out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(results)
     metrics = table_metrics(rows)
@@ -113,8 +115,7 @@ def write_report(
         command,
         "```",
         "",
-        f"- generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
-        f"({os.cpu_count()} CPU cores, torch {torch.__version__}, {threads or 'default'} thread(s) per run)",
+        generated_line(f"{threads or 'default'} thread(s) per run"),
         f"- seeds {_seeds_line(grid, results)}: a seed sets `seed_everything`, `model.init_args.seed` and "
         "`data.init_args.seed`",
         "- each cell is mean ± sample std (ddof 1) over seeds of the *final* model (Lucic et al. 2018), "

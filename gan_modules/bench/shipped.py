@@ -29,7 +29,7 @@ import optuna
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
-from gan_modules.bench.aggregate import write_csv
+from gan_modules.bench.aggregate import generated_line, write_csv
 from gan_modules.bench.runner import RESULT_FILE, evaluate, log_tail, run_fixed_points
 from gan_modules.checkpoints import load_datamodule
 from gan_modules.studies.runner import Outcome
@@ -268,7 +268,7 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def write_report(
-    results: Sequence[dict[str, Any]], out: Path, command: str, wall_s: float, workers: int = 1
+    results: Sequence[dict[str, Any]], out: Path, command: str, workers: int = 1, threads: int | None = None
 ) -> list[Path]:
     """`shipped.md` (the command, the budget, the table) and `shipped.csv` (every score) in `out`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -279,10 +279,12 @@ def write_report(
         "",
         f"`{command}`",
         "",
-        f"{len(results)} configs, {'/'.join(map(str, steps))} generator iterations each, {workers} `gan-lab fit` "
-        f"process(es) at a time; {wall_s / 60:.1f} min wall in all. EMD: exact, 2,500 generated vs 2,500 real "
-        "points; FID: digit-classifier features, 2,000 generated vs up to 2,000 real images. Lower is nearer "
-        "the data.",
+        f"{len(results)} configs, {'/'.join(map(str, steps))} generator iterations each; the fits took "
+        f"{sum(r['fit_wall_s'] for r in results) / 60:.1f} min of wall time together. EMD: exact, 2,500 generated "
+        "vs 2,500 real points; FID: digit-classifier features, 2,000 generated vs up to 2,000 real images. Lower "
+        "is nearer the data.",
+        "",
+        generated_line(f"{workers} `gan-lab fit` process(es) at a time, {threads or 'default'} thread(s) each"),
         "",
         f"Not towards the data (or failed): {', '.join(failed) if failed else 'none'}.",
         "",

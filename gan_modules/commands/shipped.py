@@ -7,7 +7,6 @@ import argparse
 import fnmatch
 import shlex
 import sys
-import time
 from pathlib import Path
 
 NAME = "shipped"
@@ -50,10 +49,9 @@ def main(argv: list[str]) -> int:
             print(f"{config.name}: gan-lab fit {shlex.join(config.fit_args)}")
         return 0
     out = Path(args.out)
-    start = time.perf_counter()
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
     results = run_configs(configs, runs_dir, args.max_steps, args.fit_args, args.threads, workers=args.workers)
     command = "gan-lab shipped " + shlex.join(argv)
-    for path in write_report(results, out, command, time.perf_counter() - start, args.workers):
+    for path in write_report(results, out, command, args.workers, args.threads):
         print(f"gan-lab {NAME}: wrote {path}")
     return 0 if all(r["status"] == "ok" and r["towards_data"] for r in results) else 1

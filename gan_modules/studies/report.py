@@ -9,10 +9,7 @@ budget: a budget of k trials that drew only failures has no best, and the curve 
 from __future__ import annotations
 
 import math
-import os
-import platform
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from gan_modules.bench.aggregate import METRIC_FORMAT, mean_std, write_csv
+from gan_modules.bench.aggregate import METRIC_FORMAT, generated_line, mean_std, write_csv
 from gan_modules.studies.config import Study
 from gan_modules.studies.runner import INDEX, REASON, SEED, latest_trials
 from gan_modules.studies.trial import study_name
@@ -224,8 +221,6 @@ def write_report(
 ) -> tuple[Path, int]:
     """results.md, trials.csv, summary.csv, budget.csv, distribution.png, budget.png under `out`;
     returns the Markdown path and the number of failed trials."""
-    import torch
-
     rows = trial_rows(study, storage)
     keys = list(dict.fromkeys(k for o in study.objectives for k in o.space))
     write_csv(
@@ -252,8 +247,7 @@ def write_report(
     metrics = ", ".join(f"{_title(m)} ({d})" for m, d in study.metrics.items())
     lines = [
         f"# Study `{study.name}`", "", "Made by:", "", "```bash", command, "```", "",
-        f"- generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} "
-        f"({os.cpu_count()} CPU cores, torch {torch.__version__}, {workers} worker(s), 1 thread each)",
+        generated_line(f"{workers} worker(s), 1 thread each"),
         f"- protocol: {sampler}, seed {study.sampler_seed}; trial i trains with seed i; each trial's *final* model "
         "is evaluated by `gan-lab evaluate` (Lucic et al. 2018)",
         f"- metric: {metrics}; the first is the trial's Optuna value",
