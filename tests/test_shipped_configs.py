@@ -131,7 +131,7 @@ def test_before_is_the_runs_own_initialisation_and_after_its_last_step(toy_confi
         assert result[f"{when}_emd"] == pytest.approx(expected, rel=1e-9)
     assert result["towards_data"] == (result["after_emd"] < result["before_emd"])
     row = markdown_table([result]).splitlines()[2]
-    assert row in (tmp_path / "out" / "shipped.md").read_text().splitlines()
+    assert row in (tmp_path / "out" / "results.md").read_text().splitlines()
     assert result["max_steps"] == 30 and read_checkpoint(folder / "checkpoints" / "last.ckpt")["global_step"] == 30
     capsys.readouterr()
     assert main(argv) == code  # a finished config is not trained again

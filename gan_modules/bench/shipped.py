@@ -45,7 +45,7 @@ METRICS: dict[str, tuple[str, dict[str, Any]]] = {
     "points": ("emd", {"metrics": "modes,emd", "seed": 0}),
     "image": ("fid", {"metrics": "fid", "num": 2000, "num_real": 2000, "batch_size": 500, "seed": 0}),
 }
-TABLE_FILE, CSV_FILE = "shipped.md", "shipped.csv"
+TABLE_FILE, CSV_FILE = "results.md", "shipped.csv"  # results.md: the name every results folder uses
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,7 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
 def write_report(
     results: Sequence[dict[str, Any]], out: Path, command: str, workers: int = 1, threads: int | None = None
 ) -> list[Path]:
-    """`shipped.md` (the command, the budget, the table) and `shipped.csv` (every score) in `out`."""
+    """`results.md` (the command, the budget, the table) and `shipped.csv` (every score) in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     steps = sorted({r["max_steps"] for r in results})
     failed = [r["config"] for r in results if r["status"] != "ok" or not r["towards_data"]]
