@@ -405,3 +405,17 @@ def test_the_toy2d_study_gives_both_networks_one_drawn_learning_rate(tmp_path):
     assert f"--model.init_args.regularizers=[{{name: gradient_penalty, weight: {json.dumps(gp)}}}]" in args
     assert "--trainer.max_steps" not in " ".join(args)  # max_steps travels in the overrides config
     assert yaml.safe_load((tmp_path / "bench_run.yaml").read_text())["trainer"]["max_steps"] == study.max_steps
+
+
+def test_the_toy2d_study_draws_wgans_clipping_threshold_and_lambda_in_the_authors_ranges(tmp_path):
+    """compare_gan's params.py (Lucic et al.'s code): c log-uniform in 10^[-3, 0], lambda in 10^[-1, 2]."""
+    from gan_modules.studies.trial import trial_fit_args
+
+    study = load_study(REPO / "configs" / "study" / "toy2d.yaml", base=REPO)
+    clip = next(o for o in study.objectives if o.name == "wgan_clip_ring8")
+    assert (clip.space["clip_c"].low, clip.space["clip_c"].high, clip.space["clip_c"].log) == (1e-3, 1.0, True)
+    gp = next(o for o in study.objectives if o.name == "wgan_gp_ring8").space["gp_weight"]
+    assert (gp.low, gp.high, gp.log) == (0.1, 100.0, True)
+    point = study.points(clip)[0]["params"]
+    args = trial_fit_args(study, clip, 0, 0, point, tmp_path)
+    assert f"--model.init_args.constraint={{name: clip, c: {json.dumps(point['clip_c'])}}}" in args
