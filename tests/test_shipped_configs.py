@@ -58,6 +58,8 @@ HAND_ROWS = [
      "after_modes": 8.0, "towards_data": True, "fit_wall_s": 61.2, "max_steps": 1000},
     {"config": "b/ring8", "status": "ok", "metric": "emd", "before_emd": 0.9, "after_emd": 1.4572,
      "after_modes": 0.0, "towards_data": False, "fit_wall_s": 59.6, "max_steps": 1000},
+    {"config": "d/mnist", "status": "ok", "metric": "fid", "before_fid": 1652.0, "after_fid": 1597.0,
+     "towards_data": True, "fit_wall_s": 6.0, "max_steps": 1000},
     {"config": "c/digits", "status": "failed", "error": "gan-lab evaluate (before): no | classifier\nmore",
      "fit_wall_s": 3.0, "max_steps": 1000},
 ]  # fmt: skip
@@ -67,6 +69,7 @@ def test_markdown_table_rows_by_hand():
     assert markdown_table(HAND_ROWS).splitlines()[2:] == [
         "| a/ring8 | emd | 0.891 | 0.100 | yes | 8 | 61 |",
         "| b/ring8 | emd | 0.900 | 1.457 | **no** | 0 | 60 |",
+        "| d/mnist | fid | 1652.000 | 1597.000 | barely | | 6 |",
         "| c/digits | | | | **failed**: gan-lab evaluate (before): no / classifier | | 3 |",
     ]
 
@@ -75,13 +78,14 @@ def test_report_states_command_budget_host_and_every_config_that_did_not_train(t
     table, csv_path = write_report(HAND_ROWS, tmp_path, "gan-lab shipped --workers 2", workers=2, threads=1)
     text = table.read_text().splitlines()
     assert text[2] == "`gan-lab shipped --workers 2`"
-    assert text[4].startswith("3 configs, 1000 generator iterations each; the fits took 2.1 min of wall time")
+    assert text[4].startswith("4 configs, 1000 generator iterations each; the fits took 2.2 min of wall time")
     assert text[6].startswith("- generated ") and f"on {platform.machine()} ({os.cpu_count()} CPU cores" in text[6]
     assert text[6].endswith(f"torch {torch.__version__}, 2 `gan-lab fit` process(es) at a time, 1 thread(s) each)")
     assert text[8] == "Not towards the data (or failed): b/ring8, c/digits."
-    assert text[-3:] == markdown_table(HAND_ROWS).splitlines()[2:]
+    assert text[10] == "Less than 10% nearer the data than untrained: d/mnist."  # 1597 / 1652 = 0.967
+    assert text[-4:] == markdown_table(HAND_ROWS).splitlines()[2:]
     with csv_path.open() as f:
-        assert [row["config"] for row in csv.DictReader(f)] == ["a/ring8", "b/ring8", "c/digits"]
+        assert [row["config"] for row in csv.DictReader(f)] == ["a/ring8", "b/ring8", "d/mnist", "c/digits"]
 
 
 def test_command_rejects_bad_input_in_one_line(tmp_path, capsys):
