@@ -287,8 +287,8 @@ def write_report(
         "",
         f"{len(results)} configs, {'/'.join(map(str, steps))} generator iterations each; the fits took "
         f"{sum(r['fit_wall_s'] for r in results) / 60:.1f} min of wall time together. EMD: exact, 2,500 generated "
-        "vs 2,500 real points; FID: digit-classifier features, 2,000 generated vs up to 2,000 real images. Lower "
-        "is nearer the data.",
+        "vs 2,500 real points; FID: in the features of the data's classifier (`gan-lab train-evaluator`), 2,000 "
+        "generated vs up to 2,000 real images. Lower is nearer the data.",
         "",
         generated_line(f"{workers} `gan-lab fit` process(es) at a time, {threads or 'default'} thread(s) each"),
         "",
