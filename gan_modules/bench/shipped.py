@@ -244,13 +244,23 @@ def _verdict(result: dict[str, Any]) -> str:
     if result["status"] != "ok":
         return f"failed ({result['error'].splitlines()[0][:120]})"
     metric = result["metric"]
-    moved = "towards the data" if result["towards_data"] else "AWAY from the data"
+    moved = (
+        "barely towards the data"
+        if _barely(result)
+        else "towards the data"
+        if result["towards_data"]
+        else "AWAY from the data"
+    )
     return f"{metric} {result[f'before_{metric}']:.4g} -> {result[f'after_{metric}']:.4g}, {moved}"
 
 
 def _barely(result: dict[str, Any]) -> bool:
     metric = result["metric"]
     return result["towards_data"] and result[f"after_{metric}"] > BARELY * result[f"before_{metric}"]
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "|" + "|".join(f" {c} " if c else " " for c in cells) + "|"
 
 
 def markdown_table(results: Sequence[dict[str, Any]]) -> str:
@@ -262,13 +272,13 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     for r in results:
         if r["status"] != "ok":
             error = r["error"].splitlines()[0][:80].replace("|", "/")
-            lines.append(f"| {r['config']} | | | | **failed**: {error} | | {r['fit_wall_s']:.0f} |")
+            lines.append(_row([r["config"], "", "", "", f"**failed**: {error}", "", f"{r['fit_wall_s']:.0f}"]))
             continue
         m = r["metric"]
         verdict = "**no**" if not r["towards_data"] else "barely" if _barely(r) else "yes"
         modes = f"{r['after_modes']:.0f}" if "after_modes" in r else ""
-        cells = [r["config"], m, f"{r[f'before_{m}']:.3f}", f"{r[f'after_{m}']:.3f}", verdict, modes]
-        lines.append(f"| {' | '.join(cells)} | {r['fit_wall_s']:.0f} |".replace("|  |", "| |"))
+        scores = [f"{r[f'before_{m}']:.3f}", f"{r[f'after_{m}']:.3f}"]
+        lines.append(_row([r["config"], m, *scores, verdict, modes, f"{r['fit_wall_s']:.0f}"]))
     return "\n".join(lines) + "\n"
 
 
