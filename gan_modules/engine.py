@@ -77,6 +77,9 @@ class AdversarialModule(L.LightningModule):
         conditioning: how a conditional critic reads the label: "projection" (Miyato & Koyama 2018,
             Eq. 3) or "auxiliary_classifier" (AC-GAN, Odena et al. 2017: a class head beside an
             unconditional score, trained by the `auxiliary_classifier` regulariser and generator term).
+        label_input: a conditional generator also takes the one-hot label beside its noise (AC-GAN's
+            generator input; `gan_modules.nets.conditional.LabelInput`), not only through its
+            conditional BatchNorm.
         data_shape: filled in from the datamodule by the CLI.
         z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
             al. 2014's code; DCGAN). A bounded prior puts less mass where the generator must cross
@@ -116,6 +119,7 @@ class AdversarialModule(L.LightningModule):
         num_classes: int | Literal["data"] = 0,
         data_classes: int = 0,
         conditioning: Literal["projection", "auxiliary_classifier"] = "projection",
+        label_input: bool = False,
         data_shape: tuple[int, ...] = (2,),
         z_dim: int = 64,
         z_prior: Literal["normal", "uniform"] = "normal",
@@ -202,7 +206,7 @@ class AdversarialModule(L.LightningModule):
         self.iterations_per_batch = iterations_per_batch
         self.num_classes = num_classes  # read by the datamodule: it then streams labels with the rows
         self.z_draw = Z_PRIORS[z_prior]
-        self.generator = build_generator(generator, z_dim, self.data_shape, num_classes)
+        self.generator = build_generator(generator, z_dim, self.data_shape, num_classes, label_input)
         self.critic = build_critic(critic, self.data_shape, num_classes, conditioning)
         if self.objective.constraint.wrap is not None:
             self.critic = self.objective.constraint.wrap(self.critic)

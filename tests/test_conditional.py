@@ -20,9 +20,10 @@ from datamodules.stream import GlobalBatchStream
 from datamodules.toy2d import MIXTURES
 from gan_modules import AdversarialModule, penalties
 from gan_modules.cli import main
+from gan_modules.metrics.classifier import to_classifier_input, train_classifier
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.base import InputTransformCritic
-from gan_modules.nets.conditional import ConditionalBatchNorm, LabelledCritic
+from gan_modules.nets.conditional import ConditionalBatchNorm, LabelInput, LabelledCritic
 from gan_modules.trainers import bare_trainer
 
 SN_HINGE = {"loss": "hinge", "regularizers": None, "constraint": "spectral_norm"}
@@ -177,6 +178,49 @@ def test_conditional_generators_replace_every_batch_norm(arch):
     assert len(cbns) == len(plain_bns) - (arch == "resnet") and all(not c.normalise.affine for c in cbns)
     z, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 4])
     assert conditional(z, y).shape == (4, *shape)
+
+
+def test_label_input_feeds_the_one_hot_label_beside_the_noise_by_hand():
+    torch.manual_seed(0)
+    gen = build_generator({"arch": "mlp", "hidden": [4]}, 3, (2,), num_classes=5, label_input=True)
+    assert isinstance(gen, LabelInput)
+    z, y = torch.randn(4, 3), torch.tensor([0, 4, 2, 4])
+    one_hot = torch.zeros(4, 5)
+    one_hot[torch.arange(4), y] = 1.0
+    torch.testing.assert_close(gen(z, y), gen.net(torch.cat([z, one_hot], 1), y))
+    first = next(m for m in gen.modules() if isinstance(m, nn.Linear))
+    assert first.in_features == 3 + 5
+
+
+@pytest.mark.slow
+def test_acgan_samples_of_each_class_are_that_class_to_a_held_out_classifier():
+    """Odena et al. 2017, Sec. 4.1's check: a classifier trained apart from the GAN (here on the digits
+    themselves) labels the samples generated for class k as k. Conditional BatchNorm alone reaches ~24%
+    on this budget; with the label beside the noise 94% after 150 iterations, 99% after 300."""
+    dm = DigitsDataModule(batch_size=64)
+    dm.setup("fit")
+    classifier, stats = train_classifier(dm.stored, dm.stored_labels, epochs=5)
+    assert stats["heldout_accuracy"] > 0.95
+    torch.manual_seed(0)
+    module = AdversarialModule(
+        **ACGAN,
+        label_input=True,
+        generator={"arch": "dcgan", "width": 16},
+        critic={"arch": "dcgan", "width": 16},
+        num_classes=10,
+        z_dim=16,
+        data_shape=(1, 8, 8),
+        lr_g=1e-3,
+        lr_d=1e-3,
+        betas=(0.5, 0.999),
+    )
+    bare_trainer(200).fit(module, dm)
+    y = torch.arange(1000) % 10
+    images = ((module.sample(1000, seed=0, labels=y).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    with torch.no_grad():
+        predicted = classifier(to_classifier_input(images))[1].argmax(1)
+    per_class = [(predicted[y == k] == k).float().mean().item() for k in range(10)]
+    assert min(per_class) > 0.6 and sum(per_class) / 10 > 0.9, per_class
 
 
 def test_projection_critic_score_by_hand():
@@ -412,6 +456,7 @@ def test_the_same_refusal_from_a_plain_trainer():
             {**ACGAN, "num_classes": 0},
             "model.conditioning='auxiliary_classifier' is invalid; allowed: projection with model.num_classes=0",
         ),
+        ({"num_classes": 0, "label_input": True}, "model.label_input=true is invalid with model.num_classes=0"),
         (
             {"conditioning": "acgan"},
             "model.conditioning: Expected a typing.Literal['projection', 'auxiliary_classifier']. Got value: acgan",

@@ -13,6 +13,7 @@ from torch import nn
 
 from gan_modules.nets.autoencoder import AutoencoderCritic
 from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
+from gan_modules.nets.conditional import LabelInput
 from gan_modules.nets.dcgan import DCGANCritic, DCGANGenerator
 from gan_modules.nets.init import INITS, initialise
 from gan_modules.nets.mlp import MLPCritic, MLPGenerator
@@ -69,8 +70,16 @@ def _build(
     return initialise(cls(*args, **spec, **set_by_model), scheme, role)
 
 
-def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...], num_classes: int = 0) -> nn.Module:
-    """Build a generator; with `num_classes` > 0 it takes `forward(z, y)` (conditional BatchNorm)."""
+def build_generator(
+    spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...], num_classes: int = 0, label_input: bool = False
+) -> nn.Module:
+    """Build a generator; with `num_classes` > 0 it takes `forward(z, y)` (conditional BatchNorm, and with
+    `label_input` the one-hot label beside the noise too, `LabelInput`)."""
+    if label_input and not num_classes:
+        raise ValueError(
+            "model.label_input=true is invalid with model.num_classes=0 (there is no label to feed); allowed: "
+            "false, or model.num_classes > 0"
+        )
     if not num_classes:
         return _build(GENERATORS, "generator", spec, z_dim, data_shape)
     arch = spec.get("arch")
@@ -79,7 +88,8 @@ def build_generator(spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...
             f"model.generator.arch={arch!r} is invalid with model.num_classes={num_classes} (it takes no labels); "
             f"allowed: {', '.join(GENERATORS.names())}"
         )
-    return _build(GENERATORS, "generator", spec, z_dim, data_shape, num_classes=num_classes)
+    net = _build(GENERATORS, "generator", spec, z_dim + num_classes * label_input, data_shape, num_classes=num_classes)
+    return LabelInput(net, num_classes) if label_input else net
 
 
 CONDITIONING = ("projection", "auxiliary_classifier")  # how a conditional critic reads the label

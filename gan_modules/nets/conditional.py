@@ -2,7 +2,8 @@
 
 Generator: conditional BatchNorm (de Vries et al. 2017, "Modulating early visual processing by
 language"; Miyato & Koyama 2018, "cGANs with Projection Discriminator", its generators): BatchNorm
-without its own affine, then a gain and a bias looked up per class. Critic: the projection
+without its own affine, then a gain and a bias looked up per class; optionally the label also enters with
+the noise (`LabelInput`, AC-GAN's one-hot code). Critic: the projection
 discriminator's inner product of a class embedding with the penultimate features (Miyato & Koyama
 2018, Eq. 3), added in `Critic.score`, or AC-GAN's auxiliary classifier head (Odena et al. 2017),
 `Critic.class_logits`. Losses and regularisers read a critic of one input, so the
@@ -12,6 +13,7 @@ engine hands them `LabelledCritic`: the critic with the labels of the batch held
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -54,6 +56,21 @@ class ConditionalBatchNorm(Conditioned):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         shape = (len(x), -1, *([1] * (x.dim() - 2)))  # one value per (sample, channel)
         return self.normalise(x) * self.gain(y).view(shape) + self.bias(y).view(shape)
+
+
+class LabelInput(Conditioned):
+    """G([z, one_hot(y)], y): the label enters with the noise as well as through the net's conditional
+    BatchNorm (AC-GAN's generator input, Odena et al. 2017, Sec. 3 and appendix tables; the conditional
+    GAN of Mirza & Osindero 2014, Sec. 3.2). Gains and biases per channel alone condition slowly: a
+    digits AC-GAN with them alone put 89% of its samples in another class after 3,000 iterations, with
+    this input 0.6% (docs/conditional.md)."""
+
+    def __init__(self, net: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.net, self.num_classes = net, num_classes
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        return self.net(torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], dim=1), y)
 
 
 def projection(features: Tensor, embedded: Tensor) -> Tensor:
