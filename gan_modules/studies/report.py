@@ -174,7 +174,9 @@ def kurach_table(study: Study, rows: Sequence[dict[str, Any]]) -> str:
 
 
 def plot_distributions(study: Study, rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """A box plot per metric of the final metric over the finished trials of each objective."""
+    """A box plot per metric of the final metric over the finished trials of each objective; failed
+    trials and infinite values (e.g. reverse KL with no high-quality sample) cannot be drawn, so the
+    title says the tables count them."""
     names = [o.name for o in study.objectives]
     fig, axes = plt.subplots(1, len(study.metrics), figsize=(1.2 * len(names) + 3, 3.6), squeeze=False)
     for ax, metric in zip(axes[0], study.metrics, strict=True):
@@ -183,7 +185,7 @@ def plot_distributions(study: Study, rows: Sequence[dict[str, Any]], path: Path)
             for n in names
         ]
         ax.boxplot(data, tick_labels=names, showmeans=True)
-        ax.set_title(f"{_title(metric)} over trials")
+        ax.set_title(f"{_title(metric)} over trials (finite values; the tables count the rest)")
         ax.tick_params(axis="x", rotation=30)
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -193,24 +195,24 @@ def plot_distributions(study: Study, rows: Sequence[dict[str, Any]], path: Path)
 
 
 def plot_budget(study: Study, budget: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Expected best metric vs number of trials, mean and bootstrap 95% band (Lucic et al. Fig. 4-5)."""
-    fig, axes = plt.subplots(1, len(study.metrics), figsize=(4.5 * len(study.metrics), 3.6), squeeze=False)
+    """Expected best metric vs number of trials, mean and bootstrap 95% band (Lucic et al. Fig. 4-5);
+    past ten objectives the colours repeat with another line style, and the legend sits outside."""
+    fig, axes = plt.subplots(
+        1, len(study.metrics), figsize=(4.5 * len(study.metrics) + 2, 3.6), squeeze=False, layout="constrained"
+    )
     for ax, metric in zip(axes[0], study.metrics, strict=True):
         for i, objective in enumerate(study.objectives):
             pts = [b for b in budget if b["objective"] == objective.name and b["metric"] == metric]
             if not pts:
                 continue
-            k = [b["k"] for b in pts]
-            ax.plot(k, [b["mean"] for b in pts], color=f"C{i % 10}", label=objective.name)
-            ax.fill_between(
-                k, [b["lo"] for b in pts], [b["hi"] for b in pts], color=f"C{i % 10}", alpha=0.2, linewidth=0
-            )
+            k, style = [b["k"] for b in pts], {"color": f"C{i % 10}"}
+            ax.plot(k, [b["mean"] for b in pts], linestyle=("-", "--", ":")[i // 10 % 3], label=objective.name, **style)
+            ax.fill_between(k, [b["lo"] for b in pts], [b["hi"] for b in pts], alpha=0.12, linewidth=0, **style)
         ax.set_xlabel("budget (trials)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"expected best {_title(metric)}")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
