@@ -185,7 +185,7 @@ def plot_distributions(study: Study, rows: Sequence[dict[str, Any]], path: Path)
             for n in names
         ]
         ax.boxplot(data, tick_labels=names, showmeans=True)
-        ax.set_title(f"{_title(metric)} over trials (finite values; the tables count the rest)")
+        ax.set_title(f"{_title(metric)} over trials\n(finite values; the tables count the rest)", fontsize=10)
         ax.tick_params(axis="x", rotation=30)
         ax.grid(alpha=0.3)
     fig.tight_layout()
