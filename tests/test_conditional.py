@@ -15,7 +15,7 @@ from conftest import fit_yaml
 from sklearn.datasets import load_digits
 from torch import nn
 
-from datamodules import DigitsDataModule, MissingDataError, TorchvisionDataModule, Toy2DDataModule
+from datamodules import DigitsDataModule, MissingDataError, TorchvisionDataModule, Toy2DDataModule, to_uint8_images
 from datamodules.stream import GlobalBatchStream
 from datamodules.toy2d import MIXTURES
 from gan_modules import AdversarialModule, penalties
@@ -216,9 +216,8 @@ def test_acgan_samples_of_each_class_are_that_class_to_a_held_out_classifier():
     )
     bare_trainer(200).fit(module, dm)
     y = torch.arange(1000) % 10
-    images = ((module.sample(1000, seed=0, labels=y).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     with torch.no_grad():
-        predicted = classifier(to_classifier_input(images))[1].argmax(1)
+        predicted = classifier(to_classifier_input(to_uint8_images(module.sample(1000, seed=0, labels=y))))[1].argmax(1)
     per_class = [(predicted[y == k] == k).float().mean().item() for k in range(10)]
     assert min(per_class) > 0.6 and sum(per_class) / 10 > 0.9, per_class
 

@@ -240,23 +240,20 @@ def run_configs(
     return [r for r in (_done(c, runs_dir, max_steps) for c in configs) if r is not None]
 
 
+def _direction(result: dict[str, Any]) -> str:
+    """How far training moved the metric: "yes", "barely" (less than 10% nearer than untrained) or "no"."""
+    metric = result["metric"]
+    if not result["towards_data"]:
+        return "no"
+    return "barely" if result[f"after_{metric}"] > BARELY * result[f"before_{metric}"] else "yes"
+
+
 def _verdict(result: dict[str, Any]) -> str:
     if result["status"] != "ok":
         return f"failed ({result['error'].splitlines()[0][:120]})"
     metric = result["metric"]
-    moved = (
-        "barely towards the data"
-        if _barely(result)
-        else "towards the data"
-        if result["towards_data"]
-        else "AWAY from the data"
-    )
-    return f"{metric} {result[f'before_{metric}']:.4g} -> {result[f'after_{metric}']:.4g}, {moved}"
-
-
-def _barely(result: dict[str, Any]) -> bool:
-    metric = result["metric"]
-    return result["towards_data"] and result[f"after_{metric}"] > BARELY * result[f"before_{metric}"]
+    moved = {"yes": "towards the data", "barely": "barely towards the data", "no": "AWAY from the data"}
+    return f"{metric} {result[f'before_{metric}']:.4g} -> {result[f'after_{metric}']:.4g}, {moved[_direction(result)]}"
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -275,7 +272,7 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
             lines.append(_row([r["config"], "", "", "", f"**failed**: {error}", "", f"{r['fit_wall_s']:.0f}"]))
             continue
         m = r["metric"]
-        verdict = "**no**" if not r["towards_data"] else "barely" if _barely(r) else "yes"
+        verdict = {"yes": "yes", "barely": "barely", "no": "**no**"}[_direction(r)]
         modes = f"{r['after_modes']:.0f}" if "after_modes" in r else ""
         scores = [f"{r[f'before_{m}']:.3f}", f"{r[f'after_{m}']:.3f}"]
         lines.append(_row([r["config"], m, *scores, verdict, modes, f"{r['fit_wall_s']:.0f}"]))
@@ -289,7 +286,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     steps = sorted({r["max_steps"] for r in results})
     failed = [r["config"] for r in results if r["status"] != "ok" or not r["towards_data"]]
-    barely = [r["config"] for r in results if r["status"] == "ok" and _barely(r)]
+    barely = [r["config"] for r in results if r["status"] == "ok" and _direction(r) == "barely"]
     header = [
         "# Shipped configs: untrained vs trained",
         "",

@@ -205,9 +205,11 @@ def plot_budget(study: Study, budget: Sequence[dict[str, Any]], path: Path) -> P
             pts = [b for b in budget if b["objective"] == objective.name and b["metric"] == metric]
             if not pts:
                 continue
-            k, style = [b["k"] for b in pts], {"color": f"C{i % 10}"}
-            ax.plot(k, [b["mean"] for b in pts], linestyle=("-", "--", ":")[i // 10 % 3], label=objective.name, **style)
-            ax.fill_between(k, [b["lo"] for b in pts], [b["hi"] for b in pts], alpha=0.12, linewidth=0, **style)
+            k, color = [b["k"] for b in pts], f"C{i % 10}"
+            ax.plot(
+                k, [b["mean"] for b in pts], color=color, linestyle=("-", "--", ":")[i // 10 % 3], label=objective.name
+            )
+            ax.fill_between(k, [b["lo"] for b in pts], [b["hi"] for b in pts], color=color, alpha=0.12, linewidth=0)
         ax.set_xlabel("budget (trials)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"expected best {_title(metric)}")
