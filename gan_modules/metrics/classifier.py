@@ -172,7 +172,13 @@ def _one_thread_deterministic() -> Iterator[None]:
 
 
 def _train(
-    images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int, lr: float, heldout_fraction: float, seed: int
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    heldout_fraction: float,
+    seed: int,
 ) -> tuple[DigitClassifier, dict[str, float]]:
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
