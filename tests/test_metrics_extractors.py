@@ -13,7 +13,13 @@ from torch_fidelity.utils import create_feature_extractor
 from datamodules import DigitsDataModule
 from gan_modules.commands import train_evaluator
 from gan_modules.metrics import scores
-from gan_modules.metrics.classifier import default_classifier_path, load_classifier
+from gan_modules.metrics.classifier import (
+    classifier_fingerprint,
+    default_classifier_path,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
 from gan_modules.metrics.extractors import INCEPTION_FILE, FeatureExtractor, MissingWeightsError
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
@@ -132,3 +138,27 @@ def test_trained_digit_classifier_is_accurate_and_measures_class_coverage(traine
     zeros_only = scores.class_coverage(extractor(dm.stored[labels == 0])["logits"])
     # one digit only: a few misclassified samples may add classes, but the histogram stays near one-hot
     assert zeros_only["classes_covered"] < 10 and zeros_only["class_kl"] > 0.85 * math.log(10)
+
+
+def test_classifier_training_does_not_depend_on_the_thread_count_and_is_fingerprinted_by_its_weights(tmp_path):
+    """The pin behind every classifier FID: the same seed gives bit-identical weights under 1 or 2
+    threads, and two files holding them carry one fingerprint although torch.save's bytes differ."""
+    dm = DigitsDataModule()
+    images, labels = dm.stored[:400], torch.as_tensor(dm.labels()[:400]).long()
+    paths, before = [], torch.get_num_threads()
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        net, stats = train_classifier(images, labels, epochs=1, heldout_fraction=0.25, seed=3)
+        assert torch.get_num_threads() == threads  # restored after training
+        paths.append(save_classifier(net, tmp_path / f"threads{threads}.pt", dataset="digits", **stats))
+    torch.set_num_threads(before)
+    (first, _), (second, _) = (load_classifier(p) for p in paths)
+    for key, tensor in first.state_dict().items():
+        assert torch.equal(tensor, second.state_dict()[key]), key
+    assert paths[0].read_bytes() != paths[1].read_bytes()  # the archive names its file
+    digest = classifier_fingerprint(paths[0]).split("=")[1]
+    assert classifier_fingerprint(paths[1]).split("=")[1] == digest
+    with torch.no_grad():
+        next(first.parameters()).view(-1)[0] += 1e-6
+    save_classifier(first, tmp_path / "nudged.pt", dataset="digits", **stats)
+    assert classifier_fingerprint(tmp_path / "nudged.pt").split("=")[1] != digest

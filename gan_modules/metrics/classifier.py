@@ -8,6 +8,9 @@ exposes it to torch-fidelity's metric code like any other feature extractor.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,17 @@ def save_classifier(net: DigitClassifier, path: Path, **metadata: Any) -> Path:
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
+
+
+def classifier_fingerprint(path: Path) -> str:
+    """Names the weights, not the file: torch.save's archive records the file name, so two files with
+    bit-identical weights hash differently; this hashes the architecture and every tensor's bytes."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    digest = hashlib.sha256(repr(sorted(payload.get("config", {}).items())).encode())
+    for key, tensor in sorted(payload["state_dict"].items()):
+        digest.update(key.encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return f"{path.name}:weights-sha256={digest.hexdigest()[:16]}"
 
 
 def load_classifier(path: Path) -> tuple[DigitClassifier, dict[str, Any]]:
@@ -136,7 +150,36 @@ def train_classifier(
     heldout_fraction: float = 0.15,
     seed: int = 0,
 ) -> tuple[DigitClassifier, dict[str, float]]:
-    """Train on a random (1 - heldout_fraction) of uint8 (N, 1, H, W) images; report held-out accuracy."""
+    """Train on a random (1 - heldout_fraction) of uint8 (N, 1, H, W) images; report held-out accuracy.
+    The same inputs and seed give the same weights bit for bit on a given machine and torch build."""
+    with _one_thread_deterministic():
+        return _train(images, labels, epochs, batch_size, lr, heldout_fraction, seed)
+
+
+@contextmanager
+def _one_thread_deterministic() -> Iterator[None]:
+    """A classifier FID is only comparable under one weights file, so training must not depend on the
+    host's thread count: a multi-threaded CPU reduction sums in a thread-dependent order, and two
+    trainings (default threads vs one) differed by up to 0.28 in a weight."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    heldout_fraction: float,
+    seed: int,
+) -> tuple[DigitClassifier, dict[str, float]]:
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     perm = torch.randperm(len(images), generator=gen)

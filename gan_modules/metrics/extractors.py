@@ -25,7 +25,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 from torch_fidelity.utils import create_feature_extractor
 
-from gan_modules.metrics.classifier import ClassifierExtractor, default_classifier_path
+from gan_modules.metrics.classifier import ClassifierExtractor, classifier_fingerprint, default_classifier_path
 from gan_modules.metrics.paths import file_sha256
 
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]  # weights-inception-2015-12-05-6726825d.pth
@@ -143,6 +143,8 @@ class FeatureExtractor:
         if self._fingerprint is None:
             if self.weights_file is None:
                 self._fingerprint = f"{self.spec.fidelity_name}:v{self.spec.version}"
+            elif self.spec.classifier:
+                self._fingerprint = classifier_fingerprint(self.weights_file)
             else:
                 self._fingerprint = f"{self.weights_file.name}:sha256={file_sha256(self.weights_file)[:16]}"
         return self._fingerprint

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from gan_modules.metrics.classifier import load_classifier, to_classifier_input
-from gan_modules.metrics.paths import file_sha256
+from gan_modules.metrics.classifier import classifier_fingerprint, load_classifier, to_classifier_input
 from gan_modules.metrics.scores import kl_to_uniform
 
 NUM_SAMPLES = 26_000  # PacGAN Table 2
@@ -38,7 +37,7 @@ class ChannelDigits:
         self.device = torch.device(device)
         net, self.metadata = load_classifier(weights)
         self.net = net.to(self.device).requires_grad_(False)
-        self.fingerprint = f"{weights.name}:sha256={file_sha256(weights)[:16]}"
+        self.fingerprint = classifier_fingerprint(weights)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
