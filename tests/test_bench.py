@@ -58,6 +58,29 @@ def test_summarize_counts_failed_runs_without_averaging_them():
     assert "| gan | 1 | 3.0 ± 0.0 | 50.0 ± 0.0 |" in table
 
 
+def test_per_class_table_by_hand():
+    """Per-class values (`<metric>_<k>`) get a row per class and a column per variant and metric; a
+    variant without a metric (an unconditional run has no class accuracy) gets no column."""
+    from gan_modules.bench.aggregate import per_class_tables
+    from gan_modules.bench.report import per_class_columns
+
+    rows = [
+        {"dataset": "mnist", "variant": "proj", "status": "ok", "class_accuracy_0": 0.9, "class_accuracy_1": 0.8,
+         "intra_fid_0": 10.0, "intra_fid_1": 4.0, "fid": 1.0},
+        {"dataset": "mnist", "variant": "proj", "status": "ok", "class_accuracy_0": 1.0, "class_accuracy_1": 0.8,
+         "intra_fid_0": 20.0, "intra_fid_1": 6.0},
+        {"dataset": "mnist", "variant": "uncond", "status": "ok", "intra_fid_0": 30.0, "intra_fid_1": 31.0},
+        {"dataset": "mnist", "variant": "uncond", "status": "failed"},
+    ]  # fmt: skip
+    columns = per_class_columns(rows)
+    assert columns == ["class_accuracy_0", "class_accuracy_1", "intra_fid_0", "intra_fid_1"]
+    table = per_class_tables(summarize(rows, columns)).splitlines()
+    assert table[2] == "| class | proj: class accuracy | proj: intra-FID | uncond: intra-FID |"
+    # class 0: mean 0.95, std |0.9 - 1.0| / sqrt(2) = 0.0707; intra-FID 15 ± 10 / sqrt(2) = 7.07
+    assert table[4] == "| 0 | 0.950 ± 0.071 | 15.00 ± 7.07 | 30.00 ± 0.00 |"
+    assert table[5] == "| 1 | 0.800 ± 0.000 | 5.00 ± 1.41 | 31.00 ± 0.00 |"
+
+
 def test_seed_band_uses_the_seeds_present_at_each_step():
     rows = [
         {"step": 10, "emd": 1.0},

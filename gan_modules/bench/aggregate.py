@@ -47,6 +47,16 @@ METRIC_FORMAT: dict[str, tuple[str, int]] = {
     "fit_cpu_min": ("fit CPU min", 2),
     "fit_wall_min": ("fit wall min", 2),
 }
+# Metrics a conditional evaluation also reports per class k, as `<name>_<k>` (docs/conditional.md).
+PER_CLASS = ("class_accuracy", "intra_fid")
+
+
+def metric_format(metric: str) -> tuple[str, int]:
+    """(column title, digits) of a metric; a per-class `<name>_<k>` takes its metric's."""
+    base, _, k = metric.rpartition("_")
+    if metric not in METRIC_FORMAT and base in PER_CLASS and k.isdigit():
+        return METRIC_FORMAT[base]
+    return METRIC_FORMAT.get(metric, (metric, 3))
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ def _fmt(value: float, digits: int) -> str:
 
 def cell(s: Summary) -> str:
     """`mean ± std` at the metric's precision."""
-    digits = METRIC_FORMAT.get(s.metric, (s.metric, 3))[1]
+    digits = metric_format(s.metric)[1]
     if s.n == 0:
         return "–"
     if s.infinite:  # a mean and std over an inf say nothing; say how many runs it is
@@ -126,7 +136,7 @@ def markdown_tables(summaries: Sequence[Summary], metrics: Sequence[str]) -> str
             if s.dataset == dataset:
                 by_variant.setdefault(s.variant, {})[s.metric] = s
         shown = [m for m in metrics if any(m in cells for cells in by_variant.values())]
-        titles = [METRIC_FORMAT.get(m, (m, 3))[0] for m in shown]
+        titles = [metric_format(m)[0] for m in shown]
         lines = [f"### {dataset}", "", "| variant | seeds | " + " | ".join(titles) + " |"]
         lines.append("|---|---|" + "---|" * len(shown))
         for variant, cells in by_variant.items():
@@ -134,6 +144,24 @@ def markdown_tables(summaries: Sequence[Summary], metrics: Sequence[str]) -> str
             runs = f"{first.n}" + (f" (+{first.failed} failed)" if first.failed else "")
             row = [cell(cells[m]) if m in cells else "–" for m in shown]
             lines.append(f"| {variant} | {runs} | " + " | ".join(row) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def per_class_tables(summaries: Sequence[Summary]) -> str:
+    """One table per dataset from summaries of per-class metrics (`<name>_<k>`): a row per class, a
+    `mean ± std` column per variant and metric, so a class that lags is seen, not averaged away."""
+    parts = []
+    for dataset in dict.fromkeys(s.dataset for s in summaries):
+        cells = {(s.variant, s.metric): s for s in summaries if s.dataset == dataset}
+        columns = list(dict.fromkeys((variant, metric.rpartition("_")[0]) for variant, metric in cells))
+        classes = sorted({int(metric.rpartition("_")[2]) for _, metric in cells})
+        titles = [f"{variant}: {METRIC_FORMAT[base][0]}" for variant, base in columns]
+        lines = [f"### {dataset}, per class", "", "| class | " + " | ".join(titles) + " |"]
+        lines.append("|---|" + "---|" * len(columns))
+        for k in classes:
+            row = [cell(cells[(v, f"{base}_{k}")]) if (v, f"{base}_{k}") in cells else "–" for v, base in columns]
+            lines.append(f"| {k} | " + " | ".join(row) + " |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from gan_modules.bench.aggregate import (
     METRIC_FORMAT,
+    PER_CLASS,
     generated_line,
     markdown_tables,
+    per_class_tables,
     summarize,
     summary_rows,
     write_csv,
@@ -37,6 +39,14 @@ def table_metrics(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The known metrics present in the results, in the table's column order."""
     present = {k for r in rows if r.get("status") == "ok" for k in r}
     return [m for m in METRIC_FORMAT if m in present]
+
+
+def per_class_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The per-class values (`class_accuracy_<k>`, `intra_fid_<k>`) present in the results, by metric
+    then class."""
+    present = [k.rpartition("_") for r in rows if r.get("status") == "ok" for k in r]
+    classes = {base: sorted({int(k) for b, _, k in present if b == base and k.isdigit()}) for base in PER_CLASS}
+    return [f"{base}_{k}" for base in PER_CLASS for k in classes[base]]
 
 
 def curve_rows(grid: Grid, runs_dir: Path, results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -94,8 +104,12 @@ def write_report(
     rows = run_rows(results)
     metrics = table_metrics(rows)
     summaries = summarize(rows, metrics)
-    write_csv(out / "runs.csv", rows, [*RUN_COLUMNS, *metrics, "fit_cpu_s", "fit_wall_s", "resumed"])
+    per_class = per_class_columns(rows)
+    class_summaries = summarize(rows, per_class)
+    write_csv(out / "runs.csv", rows, [*RUN_COLUMNS, *metrics, *per_class, "fit_cpu_s", "fit_wall_s", "resumed"])
     write_csv(out / "summary.csv", summary_rows(summaries))
+    if per_class:
+        write_csv(out / "per_class.csv", summary_rows(class_summaries))
     curves = curve_rows(grid, runs_dir, results)
     figures = []
     if curves:
@@ -122,10 +136,13 @@ def write_report(
         "failed runs are counted, never averaged",
         *[f"- {line}" for line in _protocol_lines(results)],
         "- per-run values: `runs.csv`; per-cell statistics: `summary.csv`"
+        + ("; per class: `per_class.csv`" if per_class else "")
         + ("; curves: `curves.csv`" if curves else ""),
         "",
         markdown_tables(summaries, metrics),
     ]
+    if per_class:
+        lines += ["## Per class", "", per_class_tables(class_summaries)]
     for fig in figures:
         lines += [f"![{fig.stem}]({fig.name})", ""]
     if failed:
