@@ -136,7 +136,7 @@ def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples
     assert callback.last_results == by_hand
     assert callback.protocol["metrics"] == ["modes"] and callback.protocol["num_modes"] == 1000
     assert callback.protocol["mode_samples"] == 300 and callback.protocol["mode_classifier"].startswith(
-        "digits.pt:sha256="
+        "digits.pt:weights-sha256="
     )
     assert "extractor" not in callback.protocol  # no feature metric asked for: no Inception needed
     best = torch.load(tmp_path / "checkpoints" / "best_reverse_kl.ckpt", weights_only=False)  # modes alone: best KL
