@@ -139,7 +139,8 @@ class Evaluator:
     def counts(self, dm: GANDataModule) -> tuple[int, int]:
         default = DEFAULT_NUM[self.kind]
         num_fake = self.settings.num_fake or default
-        return num_fake, min(self.settings.num_real or default, len(dm))
+        # the real set is the whole reference, also when training sees a fraction of it (data.fraction)
+        return num_fake, min(self.settings.num_real or default, len(dm.reference))
 
     def protocol(self, dm: GANDataModule, module: Any = None) -> dict[str, Any]:
         num_fake, num_real = self.counts(dm)
