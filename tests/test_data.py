@@ -179,9 +179,7 @@ def test_a_training_fraction_is_one_fixed_subset_and_evaluation_keeps_the_whole_
     assert len(tenth) == 180 and torch.equal(tenth.stored, full.stored[expected])
     assert torch.equal(other_seed.stored, tenth.stored)  # data.seed changes the order of batches, not the images
     assert torch.equal(tenth.real_samples(), full.real_samples())  # the yardstick is all 1,797 images
-    evaluator = ImageEvaluator(
-        MetricSettings(num_fake=100, num_real=1000, extractor="digits-classifier", metrics=["fid"])
-    )
+    evaluator = ImageEvaluator(MetricSettings(num_fake=100, num_real=1000, metrics=["modes"]))  # loads no extractor
     assert evaluator.counts(tenth) == evaluator.counts(full) == (100, 1000)  # not capped at the 180 trained on
     assert tenth.protocol() == {**full.protocol(), "training_fraction": 0.1}
     assert "training_fraction" not in full.protocol()

@@ -141,21 +141,6 @@ def accuracy(net: DigitClassifier, images: torch.Tensor, labels: torch.Tensor, b
     return correct / len(labels)
 
 
-def train_classifier(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    epochs: int = 15,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    heldout_fraction: float = 0.15,
-    seed: int = 0,
-) -> tuple[DigitClassifier, dict[str, float]]:
-    """Train on a random (1 - heldout_fraction) of uint8 (N, 1, H, W) images; report held-out accuracy.
-    The same inputs and seed give the same weights bit for bit on a given machine and torch build."""
-    with _one_thread_deterministic():
-        return _train(images, labels, epochs, batch_size, lr, heldout_fraction, seed)
-
-
 @contextmanager
 def _one_thread_deterministic() -> Iterator[None]:
     """A classifier FID is only comparable under one weights file, so training must not depend on the
@@ -171,15 +156,18 @@ def _one_thread_deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic)
 
 
-def _train(
+@_one_thread_deterministic()
+def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    heldout_fraction: float,
-    seed: int,
+    epochs: int = 15,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    heldout_fraction: float = 0.15,
+    seed: int = 0,
 ) -> tuple[DigitClassifier, dict[str, float]]:
+    """Train on a random (1 - heldout_fraction) of uint8 (N, 1, H, W) images; report held-out accuracy.
+    The same inputs and seed give the same weights bit for bit on a given machine and torch build."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     perm = torch.randperm(len(images), generator=gen)
