@@ -287,6 +287,51 @@ def test_tiny_bench_part_of_the_grid_still_reports_every_finished_cell(tiny_benc
     assert f"--runs_dir {tiny_bench['runs']}" in report
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
+def test_tiny_bench_reevaluate_scores_finished_runs_again_and_keeps_their_fits(tiny_bench, tmp_path, capsys):
+    """--reevaluate under a changed evaluation protocol (250 samples): the tables hold the new EMD,
+    recomputed here from the checkpoint, with the fit records and logs untouched; a cell whose
+    evaluation fails keeps its former result."""
+    import shutil
+
+    from datamodules import Toy2DDataModule
+    from gan_modules.checkpoints import load_module
+    from gan_modules.commands import bench
+    from gan_modules.metrics.suite import MetricSettings, generated_samples
+    from gan_modules.metrics.toy import exact_emd
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_bench["runs"], runs, ignore=shutil.ignore_patterns("bench.db*"))
+    grid = tmp_path / "grid.yaml"
+    original = Path(tiny_bench["argv"][1]).read_text()
+    grid.write_text(original.replace("evaluate: {num: 500, num_real: 500}", "evaluate: {num: 250, num_real: 250}"))
+    assert grid.read_text() != original
+    lost = runs / "sngan" / "ring8" / "seed0"
+    (lost / "checkpoints" / "last.ckpt").unlink()
+    before = {p: p.read_text() for p in runs.glob("*/ring8/seed*/*") if p.name in ("result.json", "fit.log")}
+
+    argv = ["--config", str(grid), "--out", str(tmp_path / "out"), "--runs_dir", str(runs), "--reevaluate"]
+    assert bench.main(argv) == 1  # the broken variant's cells stay failed
+    said = capsys.readouterr().out
+    assert "sngan / ring8 / seed 0: evaluated again (failed, its former result kept: evaluate: " in said
+    assert (lost / "result.json").read_text() == before[lost / "result.json"]
+    for path, text in before.items():
+        if path.name == "fit.log" or "broken" in str(path):
+            assert path.read_text() == text  # nothing trained again
+    folder = runs / "wgan_gp" / "ring8" / "seed1"
+    old, new = json.loads(before[folder / "result.json"]), json.loads((folder / "result.json").read_text())
+    assert {k: new[k] for k in ("fit_wall_s", "fit_cpu_s", "command", "step")} == {
+        k: old[k] for k in ("fit_wall_s", "fit_cpu_s", "command", "step")
+    }
+    assert new["protocol"]["num_fake"] == 250 and old["protocol"]["num_fake"] == 500
+    fake = generated_samples(load_module(folder / "checkpoints" / "last.ckpt"), 250, MetricSettings().batch_size, 0)
+    real = Toy2DDataModule("ring8", size=512, batch_size=32, seed=1).real_samples(250, seed=0)
+    assert new["emd"] == pytest.approx(exact_emd(fake, real), rel=1e-6) and new["emd"] != old["emd"]
+    table = {(r["variant"], r["seed"]): r for r in _csv(tmp_path / "out" / "runs.csv")}
+    assert float(table[("wgan_gp", "1")]["emd"]) == pytest.approx(new["emd"], rel=1e-9)
+    assert "--reevaluate" not in (tmp_path / "out" / "results.md").read_text()
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

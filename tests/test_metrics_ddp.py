@@ -45,7 +45,8 @@ def test_two_process_ddp_run_gives_the_single_process_metrics(tmp_path):
     classes, modes = result["classes"], result["modes"]
     assert {"intra_fid", "intra_fid_9", "density", "coverage", "classes_covered"} <= set(classes["ddp"])
     assert classes["ddp"] == pytest.approx(classes["single"], rel=1e-6, nan_ok=True)
-    assert set(modes["ddp"]) == {"modes", "reverse_kl"} and modes["ddp"] == modes["single"]
+    assert set(modes["ddp"]) == {"modes", "reverse_kl", "channel_kl", "digit_confidence"}
+    assert modes["ddp"] == modes["single"]
 
     # gather_rows through the DDP strategy: single-process row order, each chunk made by one rank,
     # a rank without chunks only probes chunk 0 for shapes

@@ -50,14 +50,41 @@ def _stacked(root: Path, **kwargs) -> StackedMNISTDataModule:
 
 def test_mode_ids_and_the_kl_of_a_hand_made_histogram():
     digits = torch.tensor([[1, 2, 3], [0, 0, 7], [1, 2, 3]])
-    ids = mode_ids(digits)
-    assert ids.tolist() == [123, 7, 123]
-    out = stacked_mode_metrics(ids, 1000)
+    assert mode_ids(digits).tolist() == [123, 7, 123]
+    out = stacked_mode_metrics(digits, torch.tensor([[0.5, 1.0, 1.0], [1.0, 1.0, 1.0], [0.5, 1.0, 1.0]]))
     # p = (2/3, 1/3) over 1,000 modes: KL = 2/3 log(2/3 * 1000) + 1/3 log(1/3 * 1000)
     assert out["modes"] == 2.0
     assert out["reverse_kl"] == pytest.approx(2 / 3 * math.log(2000 / 3) + 1 / 3 * math.log(1000 / 3), rel=1e-12)
-    balanced = stacked_mode_metrics(torch.arange(1000).repeat(26), 1000)
-    assert balanced == {"modes": 1000.0, "reverse_kl": 0.0}
+    # each channel holds two digits at 2/3, 1/3 over 10: 3 x (2/3 log(20/3) + 1/3 log(10/3))
+    assert out["channel_kl"] == pytest.approx(3 * (2 / 3 * math.log(20 / 3) + 1 / 3 * math.log(10 / 3)), rel=1e-12)
+    assert out["digit_confidence"] == pytest.approx(8 / 9, rel=1e-12)
+    every_mode = torch.stack([torch.arange(1000) // 100, torch.arange(1000) // 10 % 10, torch.arange(1000) % 10], 1)
+    assert stacked_mode_metrics(every_mode.repeat(26, 1)) == {"modes": 1000.0, "reverse_kl": 0.0, "channel_kl": 0.0}
+
+
+def test_the_kl_splits_into_the_channels_digit_kls_and_their_total_correlation():
+    """KL(modes || uniform) = sum_c KL(digits_c || uniform) + total correlation: balanced digits copied
+    into all three channels (10 modes) have no digit part and a total correlation of 2 log 10; one
+    channel stuck on a digit, independent of the others, has no dependence part."""
+    copied = torch.arange(10).repeat(30).unsqueeze(1).expand(-1, 3)
+    out = stacked_mode_metrics(copied)
+    assert out["modes"] == 10.0 and out["channel_kl"] == 0.0
+    assert out["reverse_kl"] == pytest.approx(math.log(100), rel=1e-12)
+    stuck = torch.stack([torch.full((100,), 1), torch.arange(100) // 10, torch.arange(100) % 10], 1)
+    out = stacked_mode_metrics(stuck)
+    assert out["modes"] == 100.0 and out["channel_kl"] == pytest.approx(math.log(10), rel=1e-12)
+    assert out["reverse_kl"] == pytest.approx(out["channel_kl"], rel=1e-12)
+    gen = torch.Generator().manual_seed(0)
+    skewed = torch.multinomial(torch.tensor([5.0, *[1.0] * 9]), 3 * 5000, True, generator=gen).view(5000, 3)
+    skewed[:, 2] = torch.where(torch.rand(5000, generator=gen) < 0.5, skewed[:, 0], skewed[:, 2])  # dependent
+    out = stacked_mode_metrics(skewed)
+    counts = np.bincount(mode_ids(skewed).numpy(), minlength=1000).reshape(10, 10, 10) / 5000
+    marginals = [counts.sum(axis=(1, 2)), counts.sum(axis=(0, 2)), counts.sum(axis=(0, 1))]
+    product = np.einsum("i,j,k->ijk", *marginals)
+    nz = counts > 0
+    total_correlation = float(np.sum(counts[nz] * np.log(counts[nz] / product[nz])))
+    assert total_correlation > 0.05
+    assert out["reverse_kl"] == pytest.approx(out["channel_kl"] + total_correlation, rel=1e-9)
 
 
 def test_real_stacked_digits_cover_every_mode_with_a_kl_near_zero(mnist_root):
@@ -66,8 +93,9 @@ def test_real_stacked_digits_cover_every_mode_with_a_kl_near_zero(mnist_root):
     triples = dm.triples(len(DIGITS))
     for i in (0, 1, 12_345, 25_999):  # channel c of image i is source digit triples[i, c]
         assert torch.equal(dm.stored[i], DIGITS.stored[triples[i], 0])
-    true_ids = mode_ids(torch.as_tensor(DIGITS.labels())[triples])
-    out = stacked_mode_metrics(true_ids, 1000)
+    true_digits = torch.as_tensor(DIGITS.labels())[triples]
+    true_ids = mode_ids(true_digits)
+    out = stacked_mode_metrics(true_digits)
     counts = np.bincount(true_ids.numpy(), minlength=1000)
     p = counts / counts.sum()
     assert out["modes"] == len(set(true_ids.tolist())) == 1000
@@ -85,7 +113,12 @@ def test_the_classifier_reads_each_channel_so_recognised_digits_give_their_true_
     images = DIGITS.stored[triples, 0]  # (600, 3, 8, 8) real stacked digits
     true_ids = mode_ids(labels[triples])
     assert torch.equal(mode_ids(digits(images)), true_ids)
-    assert stacked_mode_metrics(mode_ids(digits(images)), 1000)["modes"] == len(set(true_ids.tolist()))
+    read, confidence = digits.read(images)
+    out = stacked_mode_metrics(read, confidence)
+    assert out["modes"] == len(set(true_ids.tolist())) and torch.equal(read, digits(images))
+    noise = torch.randint(0, 256, images.shape, dtype=torch.uint8, generator=gen)
+    _, unsure = digits.read(noise)
+    assert out["digit_confidence"] > 0.8 > float(unsure.mean())  # real digits read surely, noise not
 
 
 def test_the_stacked_set_is_seeded_and_served_by_the_resumable_stream(mnist_root):
@@ -130,9 +163,8 @@ def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
 
-    by_hand = stacked_mode_metrics(
-        mode_ids(ChannelDigits(classifier)(to_uint8_images(generated_samples(model, 300, 100, 0)))), 1000
-    )
+    samples = to_uint8_images(generated_samples(model, 300, 100, 0))
+    by_hand = stacked_mode_metrics(*ChannelDigits(classifier).read(samples))
     assert callback.last_results == by_hand
     assert callback.protocol["metrics"] == ["modes"] and callback.protocol["num_modes"] == 1000
     assert callback.protocol["mode_samples"] == 300 and callback.protocol["mode_classifier"].startswith(
@@ -148,7 +180,7 @@ def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples
     payload = json.loads(out.read_text())
     assert {k: payload[k] for k in by_hand} == by_hand
     fresh = stacked_mode_metrics(
-        mode_ids(ChannelDigits(classifier)(to_uint8_images(generated_samples(load_module(ckpt), 300, 100, 0)))), 1000
+        *ChannelDigits(classifier).read(to_uint8_images(generated_samples(load_module(ckpt), 300, 100, 0)))
     )
     assert fresh == by_hand
 

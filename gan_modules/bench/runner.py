@@ -37,6 +37,8 @@ from gan_modules.studies.runner import Outcome, Task, enqueue, launch, storage
 from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
+# what a result.json records of the fit itself, kept when the cell is evaluated again
+FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "command")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative to a run folder
 OVERRIDES_FILE = "bench_run.yaml"
 EVALUATION_FILE = "evaluate.json"
@@ -154,14 +156,30 @@ def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) ->
     if result["returncode"] != 0 or not (folder / LAST_CHECKPOINT).is_file():
         result.update(status="failed", error=log_tail(folder / "fit.log"))
     else:
-        code, payload, output = evaluate(folder, {**grid.evaluate, **run.dataset.evaluate})
-        if code != 0:
-            result.update(status="failed", error="evaluate: " + output.strip()[-500:])
-        else:
-            protocol = payload.pop("protocol", {})
-            payload.pop("ckpt_path", None)
-            result.update(status="ok", **payload, protocol=protocol)
+        result = scored(result, run, grid, folder)
     (folder / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def scored(fitted: dict[str, Any], run: Run, grid: Grid, folder: Path) -> dict[str, Any]:
+    """The fit record `fitted` with the evaluation of its final checkpoint under the grid's current
+    options: status ok and the metrics, or status failed and the evaluation's error."""
+    code, payload, output = evaluate(folder, {**grid.evaluate, **run.dataset.evaluate})
+    if code != 0:
+        return {**fitted, "status": "failed", "error": "evaluate: " + output.strip()[-500:]}
+    protocol = payload.pop("protocol", {})
+    payload.pop("ckpt_path", None)
+    return {**fitted, "status": "ok", **payload, "protocol": protocol}
+
+
+def reevaluate(run: Run, grid: Grid, runs_dir: Path, done: dict[str, Any]) -> dict[str, Any]:
+    """Score a finished cell's final checkpoint again (a metric or an evaluator added since), keeping
+    its fit record; result.json is replaced only by a successful evaluation, so a failing one loses
+    nothing."""
+    fitted = {k: done[k] for k in FIT_KEYS if k in done}
+    result = scored(fitted, run, grid, run.folder(runs_dir))
+    if result["status"] == "ok":
+        (run.folder(runs_dir) / RESULT_FILE).write_text(json.dumps(result, indent=2))
     return result
 
 
@@ -243,13 +261,21 @@ def run_grid(
     retry_failed: bool = False,
     say: Callable[[str], None] = print,
     workers: int = 1,
+    reevaluate_finished: bool = False,
 ) -> list[dict[str, Any]]:
     """Every cell of the grid, training only those without a result (or failed ones, if asked),
-    through the study queue (`<runs_dir>/bench.db`, rebuilt each time: result.json is the record)."""
+    through the study queue (`<runs_dir>/bench.db`, rebuilt each time: result.json is the record);
+    `reevaluate_finished` scores the finished cells' final checkpoints again, here, one by one."""
     runs = grid.runs()
     todo = []
     for i, run in enumerate(runs):
         done = load_result(run, runs_dir)
+        if done is not None and done["status"] == "ok" and reevaluate_finished:
+            again = reevaluate(run, grid, runs_dir, done)
+            kept = "" if again["status"] == "ok" else f", its former result kept: {again['error']}"
+            say(f"[{i + 1}/{len(runs)}] {run.variant.name} / {run.dataset.name} / seed {run.seed}: "
+                f"evaluated again ({again['status']}{kept})")  # fmt: skip
+            continue
         if done is not None and (done["status"] == "ok" or not retry_failed):
             say(f"[{i + 1}/{len(runs)}] {run.variant.name} / {run.dataset.name} / seed {run.seed}: "
                 f"done before ({done['status']}), skipped")  # fmt: skip

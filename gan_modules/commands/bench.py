@@ -34,7 +34,7 @@ def _whole_grid_argv(argv: list[str]) -> list[str]:
             skip = False
         elif name in ("--variants", "--datasets", "--workers"):
             skip = "=" not in arg
-        elif name not in ("--report_only", "--retry_failed"):
+        elif name not in ("--report_only", "--retry_failed", "--reevaluate"):
             kept.append(arg)
     return kept
 
@@ -56,6 +56,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
     parser.add_argument("--retry_failed", action="store_true", help="train again the runs that failed")
     parser.add_argument("--report_only", action="store_true", help="rebuild tables from finished runs only")
+    parser.add_argument(
+        "--reevaluate", action="store_true", help="score finished runs' final checkpoints again (fits kept)"
+    )
     args = parser.parse_args(argv)
     try:
         grid = load_grid(args.config)
@@ -87,7 +90,8 @@ def main(argv: list[str]) -> int:
         except ValueError as err:
             print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
             return 2
-        run_grid(selected, runs_dir, args.threads, args.retry_failed, workers=args.workers)
+        again = args.reevaluate
+        run_grid(selected, runs_dir, args.threads, args.retry_failed, workers=args.workers, reevaluate_finished=again)
     # the report covers every finished run of the whole grid, so finishing a grid piece by piece
     # (--variants/--datasets) never drops the cells an earlier invocation made
     results = [r for r in (load_result(run, runs_dir) for run in grid.runs()) if r is not None]

@@ -26,7 +26,8 @@ from gan_modules.metrics.extractors import FeatureExtractor, classifier_weights
 from gan_modules.metrics.toy import exact_emd, mode_metrics
 
 # Images: metrics on extractor features ("dc" = density and coverage; "intra_fid" only with a digit
-# classifier extractor), and "modes" = Stacked MNIST's modes covered and reverse KL (that data only)
+# classifier extractor), and "modes" = Stacked MNIST's modes covered and reverse KL, with the KL's
+# per-channel digit part and the digits' classifier confidence (that data only; metrics/stacked.py)
 FEATURE_METRICS = ("fid", "is", "kid", "pr", "dc", "intra_fid")
 LABELS = "labels"  # the gathered row of each generated sample's class, for a conditional model
 IMAGE_METRICS = (*FEATURE_METRICS, "modes")
@@ -335,17 +336,15 @@ class ImageEvaluator(Evaluator):
             if coll.rank == 0:
                 results.update(self.scores(fake, real, real_stats, dm, metrics))
         if "modes" in metrics:
-            digits = self.mode_classifier()
-            ids = gather_rows(
-                lambda c, first, k: {
-                    "ids": stacked.mode_ids(digits(to_uint8_images(generated_chunk(module, s.seed, c, first, k))))
-                },
-                s.mode_samples,
-                s.batch_size,
-                coll,
-            )["ids"]
+            reader = self.mode_classifier()
+
+            def read(c: int, first: int, k: int) -> dict[str, Tensor]:
+                digits, confidence = reader.read(to_uint8_images(generated_chunk(module, s.seed, c, first, k)))
+                return {"digits": digits, "confidence": confidence}
+
+            rows = gather_rows(read, s.mode_samples, s.batch_size, coll)
             if coll.rank == 0:
-                results.update(stacked.stacked_mode_metrics(ids, dm.num_modes))
+                results.update(stacked.stacked_mode_metrics(rows["digits"], rows["confidence"]))
         return coll.broadcast(results if coll.rank == 0 else None)
 
     def scores(
