@@ -33,7 +33,7 @@ METRIC_FORMAT: dict[str, tuple[str, int]] = {
     "modes": ("modes", 1),
     "hq_pct": ("% high quality", 1),
     "reverse_kl": ("reverse KL", 3),
-    "channel_kl": ("of which digits", 3),
+    "channel_kl": ("digit KL (sum over channels)", 3),
     "digit_confidence": ("digit confidence", 3),
     "emd": ("EMD", 3),
     "fid": ("FID", 2),
