@@ -9,8 +9,8 @@ Two diagnostics say where a KL comes from. Because the uniform over modes is the
 digits, KL(modes) = sum over channels of KL(digit histogram || uniform) + the channels' total
 correlation (>= 0): `channel_kl` is the first part, unbalanced digits, which a generator that draws
 its channels independently still shows. `digit_confidence` is the classifier's mean top-class
-probability per channel: hybrid or blurry digits are labelled almost at random among similar shapes
-(3, 5, 8, 9), which skews the digit histograms without any mode being dropped.
+probability per channel: hybrid or blurry digits go to the shapes they resemble (on our benchmark
+mostly 3, 5, 8 and 9), which skews the digit histograms without any mode being dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ DIGIT_CLASSES = 10
 
 def mode_ids(digits: torch.Tensor) -> torch.Tensor:
     """(N, C) per-channel digits -> (N,) mode ids, the digits read as a base-10 number (R first)."""
-    powers = 10 ** torch.arange(digits.shape[1] - 1, -1, -1, device=digits.device)
+    powers = DIGIT_CLASSES ** torch.arange(digits.shape[1] - 1, -1, -1, device=digits.device)
     return (digits.long() * powers).sum(1)
 
 
