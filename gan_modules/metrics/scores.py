@@ -147,18 +147,23 @@ def kl_to_uniform(counts: torch.Tensor) -> float:
     return float((p[nz] * torch.log(p[nz] * len(counts))).sum())
 
 
+def top_class_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(N,) each sample's top-class softmax probability: how recognisable it is on its own (the
+    per-sample half of the Inception Score; blurry or hybrid digits score low)."""
+    return logits.float().softmax(1).amax(1)
+
+
 def class_coverage(logits: torch.Tensor, num_classes: int | None = None) -> dict[str, float]:
     """Mode coverage over the data's classes, as for Stacked MNIST (VEEGAN; PacGAN Table 2).
 
     classes_covered  classes predicted for at least one sample
     class_kl         KL(predicted-class histogram || uniform); 0 when balanced, log K for one class
-    confidence       mean top-class softmax probability: how recognisable each sample is on its own
-                     (the per-sample half of the Inception Score; blurry or hybrid digits score low)
+    confidence       mean `top_class_probability`
     """
     num_classes = num_classes or logits.shape[1]
     counts = torch.bincount(logits.argmax(1).cpu(), minlength=num_classes)
     return {
         "classes_covered": float((counts > 0).sum()),
         "class_kl": kl_to_uniform(counts),
-        "confidence": float(logits.float().softmax(1).amax(1).mean()),
+        "confidence": float(top_class_probability(logits).mean()),
     }

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gan_modules.metrics.classifier import classifier_fingerprint, load_classifier, to_classifier_input
-from gan_modules.metrics.scores import kl_to_uniform
+from gan_modules.metrics.scores import kl_to_uniform, top_class_probability
 
 NUM_SAMPLES = 26_000  # PacGAN Table 2
 DIGIT_CLASSES = 10
@@ -71,5 +71,4 @@ class ChannelDigits:
         x = to_classifier_input(images.reshape(n * c, 1, h, w)).to(self.device)
         with torch.autocast(device_type=self.device.type, enabled=False):
             logits = self.net(x)[1]
-        confidence, digits = logits.float().softmax(1).max(1)
-        return digits.view(n, c).cpu(), confidence.view(n, c).cpu()
+        return logits.argmax(1).view(n, c).cpu(), top_class_probability(logits).view(n, c).cpu()
