@@ -332,6 +332,41 @@ def test_tiny_bench_reevaluate_scores_finished_runs_again_and_keeps_their_fits(t
     assert "--reevaluate" not in (tmp_path / "out" / "results.md").read_text()
 
 
+@pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
+def test_tiny_bench_refuses_cells_fitted_from_configs_edited_since(tiny_bench, tmp_path, capsys):
+    """Finished cells are neither reported nor resumed under a changed config: the bench stops in
+    one line before any fit. The same texts at other paths (a moved checkout) still match."""
+    import shutil
+
+    from gan_modules.commands import bench
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_bench["runs"], runs, ignore=shutil.ignore_patterns("bench.db*"))
+    root = tiny_bench["root"]
+    grid_text = Path(tiny_bench["argv"][1]).read_text()
+    for name in ("wgan_gp.yaml", "sngan.yaml"):
+        shutil.copy(root / name, tmp_path / name)
+        grid_text = grid_text.replace(str(root / name), str(tmp_path / name))
+    grid = _write(tmp_path / "grid.yaml", grid_text)
+    logs = {p: p.read_text() for p in runs.glob("*/ring8/seed*/fit.log")}
+    argv = ["--config", str(grid), "--out", str(tmp_path / "out"), "--runs_dir", str(runs)]
+    assert bench.main(argv) == 1  # all skipped as done; the broken variant's cells stay failed
+    assert "was fitted from other configs" not in capsys.readouterr().err
+
+    edited = (tmp_path / "sngan.yaml").read_text().replace("lr_d: 0.001", "lr_d: 0.002")
+    assert edited != (tmp_path / "sngan.yaml").read_text()
+    (tmp_path / "sngan.yaml").write_text(edited)
+    for extra in ([], ["--report_only"]):
+        assert bench.main(argv + extra) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == (
+            f"gan-lab bench: error: {runs / 'sngan' / 'ring8' / 'seed0'} was fitted from other configs or "
+            "arguments than the grid gives it now (2 cell(s) in all); allowed: move those run folders away to "
+            "fit them again, or restore the former configs"
+        )
+    assert {p: p.read_text() for p in runs.glob("*/ring8/seed*/fit.log")} == logs  # nothing trained
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

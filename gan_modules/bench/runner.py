@@ -15,6 +15,7 @@ for the 2D mixtures also the training sample drawn from the mixture). The evalua
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -38,7 +39,7 @@ from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
 # what a result.json records of the fit itself, kept when the cell is evaluated again
-FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "command")
+FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "command", "fit_inputs")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative to a run folder
 OVERRIDES_FILE = "bench_run.yaml"
 EVALUATION_FILE = "evaluate.json"
@@ -71,6 +72,26 @@ def fit_args(run: Run, grid: Grid, overrides: Path) -> list[str]:
     if grid.curves is not None:
         args += curve_args({**grid.curves, **run.dataset.curves})
     return args
+
+
+def fit_inputs(run: Run, grid: Grid) -> str:
+    """A digest of what decides a cell's fit: the text of its config files, its arguments and its
+    overrides, its folder aside, so a moved runs folder still matches and an edited config does not."""
+    texts = {str(c): c.read_text() for c in run.variant.configs}
+    args = [texts.get(a, a) for a in fit_args(run, grid, Path(OVERRIDES_FILE))]
+    overrides = run_overrides(run, grid, Path("."))
+    return hashlib.sha256(json.dumps([args, overrides], sort_keys=True).encode()).hexdigest()
+
+
+def changed_cells(grid: Grid, runs_dir: Path) -> list[Path]:
+    """The folders of finished cells fitted from other inputs than the grid gives them now (results
+    written before `fit_inputs` was recorded cannot be checked and are taken as they are)."""
+    changed = []
+    for run in grid.runs():
+        done = load_result(run, runs_dir)
+        if done is not None and done.get("fit_inputs", fit_inputs(run, grid)) != fit_inputs(run, grid):
+            changed.append(run.folder(runs_dir))
+    return changed
 
 
 def evaluate_args(checkpoint: Path, options: dict[str, Any], out: Path) -> list[str]:
@@ -120,7 +141,7 @@ def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dic
     folder.mkdir(parents=True, exist_ok=True)
     overrides = folder / OVERRIDES_FILE
     overrides.write_text(yaml.safe_dump(run_overrides(run, grid, folder), sort_keys=False))
-    return fit(folder, fit_args(run, grid, overrides), threads)
+    return {**fit(folder, fit_args(run, grid, overrides), threads), "fit_inputs": fit_inputs(run, grid)}
 
 
 def evaluate(

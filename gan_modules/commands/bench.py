@@ -42,7 +42,7 @@ def _whole_grid_argv(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     from gan_modules.bench.grid import load_grid, parse_seeds
     from gan_modules.bench.report import write_report
-    from gan_modules.bench.runner import check_cells, load_result, run_grid
+    from gan_modules.bench.runner import changed_cells, check_cells, load_result, run_grid
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--config", required=True, help="grid file, e.g. configs/bench/toy.yaml")
@@ -84,6 +84,15 @@ def main(argv: list[str]) -> int:
         selected = replace(selected, datasets=[d for d in selected.datasets if d.name in keep_d])
     out = Path(args.out or Path("runs") / "bench" / grid.name)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
+    changed = changed_cells(grid, runs_dir)
+    if changed:  # neither skipped as done nor resumed under other settings: the user decides
+        print(
+            f"gan-lab {NAME}: error: {changed[0]} was fitted from other configs or arguments than the grid gives "
+            f"it now ({len(changed)} cell(s) in all); allowed: move those run folders away to fit them again, or "
+            "restore the former configs",
+            file=sys.stderr,
+        )
+        return 2
     if not args.report_only:
         try:
             check_cells(selected)
