@@ -5,9 +5,11 @@ two pytest-xdist workers on 2 cores) and the one factory for `gan-lab fit` YAML 
 from __future__ import annotations
 
 import copy
+import io
 import os
 import sys
 import tempfile
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,14 @@ def make_fit_config():
 def toy_config(tmp_path):
     """The toy fit config with a CSV logger and its run root at tmp_path/run (returns its path)."""
     return fit_yaml(tmp_path / "toy.yaml", trainer={"default_root_dir": str(tmp_path / "run"), "logger": CSV_LOGGER})
+
+
+def resolved_config(args: list[str]) -> dict:
+    """What `gan-lab fit <args> --print_config` resolves (presets composed, nothing trained)."""
+    from gan_modules.cli import run_lightning
+    from gan_modules.compose import expand
+
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit):
+        run_lightning(expand(["fit", *args, "--print_config"])[0])
+    return yaml.safe_load(out.getvalue())

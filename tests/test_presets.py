@@ -13,14 +13,12 @@ The paper settings since corrected against the reference code are listed in `COR
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from conftest import resolved_config
 
 from gan_modules.cli import run_lightning
 from gan_modules.compose import expand, presets
@@ -187,13 +185,6 @@ CORRECTED: dict[str, dict[str, dict]] = {
 }
 
 
-def resolved(args: list[str]) -> dict:
-    out = io.StringIO()
-    with redirect_stdout(out), pytest.raises(SystemExit):
-        run_lightning(expand(["fit", *args, "--print_config"])[0])
-    return yaml.safe_load(out.getvalue())
-
-
 def composed_args(pair: str) -> list[str]:
     variant, dataset = pair.split("/")
     if dataset.startswith("cifar10_setting_"):
@@ -216,7 +207,7 @@ def composed_args(pair: str) -> list[str]:
 @pytest.mark.parametrize("pair", sorted(LEGACY))
 def test_composed_config_resolves_to_the_former_paper_setting(pair, monkeypatch):
     monkeypatch.chdir(Path(__file__).parent.parent)
-    old, new = json.loads(json.dumps(LEGACY[pair])), resolved(composed_args(pair))
+    old, new = json.loads(json.dumps(LEGACY[pair])), resolved_config(composed_args(pair))
     old["model"].update(CORRECTED.get(pair, {}).get("model", {}))
     if "Toy2D" not in old["data"]["class_path"]:
         # options added since, at their defaults unless corrected
