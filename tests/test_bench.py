@@ -334,8 +334,8 @@ def test_tiny_bench_reevaluate_scores_finished_runs_again_and_keeps_their_fits(t
 
 @pytest.mark.slow  # the tiny bench: 6 fits in subprocesses, a minute or more
 def test_tiny_bench_refuses_cells_fitted_from_configs_edited_since(tiny_bench, tmp_path, capsys):
-    """Finished cells are neither reported nor resumed under a changed config: the bench stops in
-    one line before any fit. The same texts at other paths (a moved checkout) still match."""
+    """Cells, finished or interrupted, are neither reported nor resumed under a changed config: the
+    bench stops in one line before any fit. The same texts at other paths (a moved checkout) match."""
     import shutil
 
     from gan_modules.commands import bench
@@ -356,6 +356,7 @@ def test_tiny_bench_refuses_cells_fitted_from_configs_edited_since(tiny_bench, t
     edited = (tmp_path / "sngan.yaml").read_text().replace("lr_d: 0.001", "lr_d: 0.002")
     assert edited != (tmp_path / "sngan.yaml").read_text()
     (tmp_path / "sngan.yaml").write_text(edited)
+    (runs / "sngan" / "ring8" / "seed1" / "result.json").unlink()  # as if interrupted: checkpoints, no result
     for extra in ([], ["--report_only"]):
         assert bench.main(argv + extra) == 2
         (line,) = capsys.readouterr().err.strip().splitlines()

@@ -39,9 +39,10 @@ from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
 # what a result.json records of the fit itself, kept when the cell is evaluated again
-FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "command", "fit_inputs")
+FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "command")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative to a run folder
 OVERRIDES_FILE = "bench_run.yaml"
+INPUTS_FILE = "fit_inputs.sha256"  # `fit_inputs` of the cell's fit, written before it starts
 EVALUATION_FILE = "evaluate.json"
 CURVES_CALLBACK = "gan_modules.bench.MetricsHistory"
 CURVE_DEFAULTS = {"save_best": False}  # the bench evaluates the final model; no best-checkpoint files
@@ -84,12 +85,12 @@ def fit_inputs(run: Run, grid: Grid) -> str:
 
 
 def changed_cells(grid: Grid, runs_dir: Path) -> list[Path]:
-    """The folders of finished cells fitted from other inputs than the grid gives them now (results
-    written before `fit_inputs` was recorded cannot be checked and are taken as they are)."""
+    """The folders of cells, finished or interrupted, fitted from other inputs than the grid gives
+    them now (folders without an INPUTS_FILE predate it and are taken as they are)."""
     changed = []
     for run in grid.runs():
-        done = load_result(run, runs_dir)
-        if done is not None and done.get("fit_inputs", fit_inputs(run, grid)) != fit_inputs(run, grid):
+        recorded = run.folder(runs_dir) / INPUTS_FILE
+        if recorded.is_file() and recorded.read_text().strip() != fit_inputs(run, grid):
             changed.append(run.folder(runs_dir))
     return changed
 
@@ -141,7 +142,8 @@ def train(run: Run, grid: Grid, folder: Path, threads: int | None = None) -> dic
     folder.mkdir(parents=True, exist_ok=True)
     overrides = folder / OVERRIDES_FILE
     overrides.write_text(yaml.safe_dump(run_overrides(run, grid, folder), sort_keys=False))
-    return {**fit(folder, fit_args(run, grid, overrides), threads), "fit_inputs": fit_inputs(run, grid)}
+    (folder / INPUTS_FILE).write_text(fit_inputs(run, grid) + "\n")
+    return fit(folder, fit_args(run, grid, overrides), threads)
 
 
 def evaluate(
