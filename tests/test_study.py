@@ -143,6 +143,7 @@ class RecordingTask:
 
     log: Path
     heartbeat_s: float = 1.0
+    sleep_s: float = 0.02
 
     def names(self) -> list[str]:
         return ["q"]
@@ -156,7 +157,7 @@ class RecordingTask:
     def execute(self, name: str, index: int, seed: int, params: dict[str, Any]) -> Outcome:
         with self.log.open("a") as f:
             f.write(f"{os.getpid()} {index} {params['x']}\n")
-        time.sleep(0.02)
+        time.sleep(self.sleep_s)
         return Outcome(float(params["x"]), {})
 
 
@@ -174,6 +175,40 @@ def test_two_workers_on_one_sqlite_storage_never_run_a_trial_twice(tmp_path, mon
     assert len({pid for pid, _, _ in lines}) == 2  # both workers took trials
     trials = latest_trials(optuna.load_study(study_name="q", storage=url))
     assert [t.value for t in trials] == [7.0 * i for i in range(60)]
+
+
+LAUNCHER = """
+import sys
+from pathlib import Path
+from test_study import RecordingTask
+from gan_modules.studies.runner import launch
+launch(RecordingTask(Path(sys.argv[2]), sleep_s=0.5), sys.argv[1], workers=2)
+"""
+
+
+def test_workers_take_no_new_trial_once_their_launcher_is_killed(tmp_path, monkeypatch):
+    """SIGKILL of the launcher (as `kill -9`, or a scheduler that signals only the main process):
+    its spawned workers finish the trial in hand and stop, instead of running the rest of the queue."""
+    import signal
+    import subprocess
+    import sys
+
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    enqueue(optuna.create_study(study_name="q", storage=storage(url, 1.0)),
+            [{"index": i, "seed": i, "params": {"x": i}} for i in range(40)])  # fmt: skip
+    log = tmp_path / "ran.txt"
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, url, str(log)])
+    deadline = time.monotonic() + 120
+    while (not log.is_file() or len(log.read_text().splitlines()) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    started = len(log.read_text().splitlines())
+    time.sleep(4.0)  # eight trials' time: without the check the two workers would go on through the queue
+    assert len(log.read_text().splitlines()) <= started + 2  # at most the trial each worker had in hand
+    assert started < 40
 
 
 # -------------------------------------------------------------------------------- a tiny real study

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import multiprocessing
+import os
 import threading
 import time
 import warnings
@@ -159,11 +160,14 @@ def run_trial(task: Task, name: str, study: optuna.Study, trial: optuna.Trial, s
 
 def work(task: Task, url: str, worker: int = 0) -> int:
     """One worker: pop and run trials of the task's studies until none is waiting or running
-    (a trial running elsewhere may still go stale and come back). Returns the trials it ran."""
+    (a trial running elsewhere may still go stale and come back). Returns the trials it ran. A worker
+    whose launcher is gone (killed, so the worker was handed to another parent) finishes its trial
+    and takes no new one: stopping the launcher stops the study, and a rerun resumes it."""
+    launcher = os.getppid()
     store = storage(url, task.heartbeat_s)
     studies = {n: optuna.load_study(study_name=n, storage=store, sampler=task.sampler(worker)) for n in task.names()}
     ran = 0
-    while True:
+    while os.getppid() == launcher:
         popped = None
         for name, study in studies.items():
             fail_stale_trials(study)
@@ -179,6 +183,7 @@ def work(task: Task, url: str, worker: int = 0) -> int:
             continue
         run_trial(task, *popped, store)
         ran += 1
+    return ran
 
 
 def launch(
