@@ -24,7 +24,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 
 from gan_modules.studies.config import load_study
 from gan_modules.studies.report import best_so_far, expected_best
-from gan_modules.studies.runner import Outcome, enqueue, latest_trials, launch, storage
+from gan_modules.studies.runner import Outcome, enqueue, latest_trials, launch, storage, work
 from gan_modules.studies.space import fit_arguments, random_points
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,6 +175,17 @@ def test_two_workers_on_one_sqlite_storage_never_run_a_trial_twice(tmp_path, mon
     assert len({pid for pid, _, _ in lines}) == 2  # both workers took trials
     trials = latest_trials(optuna.load_study(study_name="q", storage=url))
     assert [t.value for t in trials] == [7.0 * i for i in range(60)]
+
+
+def test_only_a_worker_given_its_launcher_checks_it(tmp_path):
+    """A pool worker whose launcher is not its parent takes no trial; the in-process worker (no
+    launcher given, e.g. under `nohup` after its shell has gone) runs the whole queue."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    enqueue(optuna.create_study(study_name="q", storage=storage(url, 1.0)),
+            [{"index": i, "seed": i, "params": {"x": i}} for i in range(5)])  # fmt: skip
+    task = RecordingTask(tmp_path / "ran.txt")
+    assert work(task, url, 0, launcher=os.getpid()) == 0 and not task.log.exists()  # we are not our own parent
+    assert work(task, url, 0) == 5
 
 
 LAUNCHER = """

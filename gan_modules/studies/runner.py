@@ -158,16 +158,17 @@ def run_trial(task: Task, name: str, study: optuna.Study, trial: optuna.Trial, s
     return TrialState.COMPLETE
 
 
-def work(task: Task, url: str, worker: int = 0) -> int:
+def work(task: Task, url: str, worker: int = 0, launcher: int | None = None) -> int:
     """One worker: pop and run trials of the task's studies until none is waiting or running
-    (a trial running elsewhere may still go stale and come back). Returns the trials it ran. A worker
-    whose launcher is gone (killed, so the worker was handed to another parent) finishes its trial
-    and takes no new one: stopping the launcher stops the study, and a rerun resumes it."""
-    launcher = os.getppid()
+    (a trial running elsewhere may still go stale and come back). Returns the trials it ran. A pool
+    worker is given its `launcher`'s pid: once that process is gone (killed, so the worker was handed
+    to another parent) it finishes its trial and takes no new one, so stopping the launcher stops
+    the study and a rerun resumes it. (The in-process worker has no such check: a `nohup` run must
+    outlive its shell.)"""
     store = storage(url, task.heartbeat_s)
     studies = {n: optuna.load_study(study_name=n, storage=store, sampler=task.sampler(worker)) for n in task.names()}
     ran = 0
-    while os.getppid() == launcher:
+    while launcher is None or os.getppid() == launcher:
         popped = None
         for name, study in studies.items():
             fail_stale_trials(study)
@@ -208,7 +209,7 @@ def launch(
     if workers == 1:
         return work(task, url, 0)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return sum(pool.map(work, [task] * workers, [url] * workers, range(workers)))
+        return sum(pool.map(work, [task] * workers, [url] * workers, range(workers), [os.getpid()] * workers))
 
 
 def latest_trials(study: optuna.Study) -> list[FrozenTrial]:
