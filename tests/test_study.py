@@ -177,12 +177,18 @@ def test_two_workers_on_one_sqlite_storage_never_run_a_trial_twice(tmp_path, mon
     assert [t.value for t in trials] == [7.0 * i for i in range(60)]
 
 
+def _queue(tmp_path: Path, n: int) -> str:
+    """A SQLite study "q" with trials 0..n-1 enqueued (x = index); returns its URL."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    enqueue(optuna.create_study(study_name="q", storage=storage(url, 1.0)),
+            [{"index": i, "seed": i, "params": {"x": i}} for i in range(n)])  # fmt: skip
+    return url
+
+
 def test_only_a_worker_given_its_launcher_checks_it(tmp_path):
     """A pool worker whose launcher is not its parent takes no trial; the in-process worker (no
     launcher given, e.g. under `nohup` after its shell has gone) runs the whole queue."""
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    enqueue(optuna.create_study(study_name="q", storage=storage(url, 1.0)),
-            [{"index": i, "seed": i, "params": {"x": i}} for i in range(5)])  # fmt: skip
+    url = _queue(tmp_path, 5)
     task = RecordingTask(tmp_path / "ran.txt")
     assert work(task, url, 0, launcher=os.getpid()) == 0 and not task.log.exists()  # we are not our own parent
     assert work(task, url, 0) == 5
@@ -206,9 +212,7 @@ def test_workers_take_no_new_trial_once_their_launcher_is_killed(tmp_path, monke
 
     tests = str(Path(__file__).parent)
     monkeypatch.setenv("PYTHONPATH", f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    url = f"sqlite:///{tmp_path / 'q.db'}"
-    enqueue(optuna.create_study(study_name="q", storage=storage(url, 1.0)),
-            [{"index": i, "seed": i, "params": {"x": i}} for i in range(40)])  # fmt: skip
+    url = _queue(tmp_path, 40)
     log = tmp_path / "ran.txt"
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, url, str(log)])
     deadline = time.monotonic() + 120
