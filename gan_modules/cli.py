@@ -452,6 +452,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except SIGTERMException:  # StepBoundarySignals saved last.ckpt and said where
         return 128 + signal.SIGTERM
+    except SystemExit as exit_:  # Lightning ends a Ctrl-C stop with exit 1; a caller must tell it from an error
+        if isinstance(exit_.__context__, KeyboardInterrupt):
+            return 128 + signal.SIGINT
+        raise
     except KeyboardInterrupt:  # Ctrl-C before the trainer started (inside it, Lightning exits 1)
         print("gan-lab: interrupted before training started; nothing was written", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -6,11 +6,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import CSV_LOGGER, WGAN_GP, fit_yaml
 
@@ -376,6 +382,64 @@ SHIPPED_GRIDS = sorted(
 )
 
 
+STOP_STEPS = 3000  # long enough for the signal to land mid-fit, short enough to finish on the rerun
+
+
+def _ring8_grid(root: Path, head: str, variants: str) -> Path:
+    """A grid on ring8 whose variants (`variants`, YAML lines) may name `{fit}`, a tiny WGAN-GP config."""
+    fit = tiny_fit(root / "wgan_gp.yaml", WGAN_GP)
+    ring8 = "  ring8: {data: {class_path: datamodules.Toy2DDataModule, init_args: {dataset: ring8}}}"
+    return _write(root / "grid.yaml", f"{head}\ndatasets:\n{ring8}\nvariants:\n{variants.format(fit=fit)}\n")
+
+
+def _stoppable_bench(root: Path) -> list[str]:
+    """A tiny grid of two seeds whose fits run STOP_STEPS iterations, checkpointing every 10."""
+    head = f"name: stoppable\nseeds: 2\nmax_steps: {STOP_STEPS}\nevaluate: {{num: 500, num_real: 500}}"
+    grid = _ring8_grid(root, head, "  wgan_gp: {fit}")
+    return ["bench", "--config", str(grid), "--out", str(root / "out"), "--threads", "1", "--workers", "2"]
+
+
+@pytest.mark.slow  # two benches of two 3,000-iteration fits
+def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_command_resumes_them(tmp_path):
+    """Ctrl-C reaches the whole process group (launcher, pool workers, fits): each fit saves at a step
+    boundary and exits 130, the workers record no result for it, the bench exits 130, and the same
+    command resumes both fits from their checkpoints instead of counting them as failed."""
+    argv = _stoppable_bench(tmp_path)
+    folders = [tmp_path / "out" / "runs" / "wgan_gp" / "ring8" / f"seed{s}" for s in (0, 1)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # SIGINT at its default, as in a terminal's foreground job (a test worker's children inherit it ignored)
+    proc = subprocess.Popen([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not all((f / "checkpoints" / "last.ckpt").is_file() for f in folders) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert "gan-lab bench: stopped by SIGINT; finished cells are kept; the same command resumes the rest" in stderr
+    stopped_at = []
+    for folder in folders:
+        assert not (folder / "result.json").exists()  # neither ok nor failed: not finished
+        found = re.search(r"stopped by SIGINT after generator iteration (\d+); saved", (folder / "fit.log").read_text())
+        assert found, (folder / "fit.log").read_text()[-2000:]
+        stopped_at.append(int(found.group(1)))
+        assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == stopped_at[-1]
+    assert all(10 <= s < STOP_STEPS for s in stopped_at)  # really mid-fit
+
+    again = subprocess.run([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True, capture_output=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for folder, step in zip(folders, stopped_at, strict=True):
+        result = json.loads((folder / "result.json").read_text())
+        assert result["status"] == "ok" and result["resumed"] is True
+        assert f"resuming from {folder / 'checkpoints' / 'last.ckpt'}" in (folder / "fit.log").read_text()
+        assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == STOP_STEPS > step
+
+
 def test_every_known_grid_is_found():
     assert {"toy2d_modes", "digits", "mnist_vs_baseline"} <= set(SHIPPED_GRIDS)
 
@@ -456,19 +520,8 @@ def test_a_misspelled_variant_argument_fails_before_the_first_fit(tmp_path, caps
     before any cell trains (no run folder is made)."""
     from gan_modules.commands import bench
 
-    tiny_fit(tmp_path / "wgan_gp.yaml", WGAN_GP)
-    grid = _write(
-        tmp_path / "grid.yaml",
-        f"""
-name: typo
-seeds: 1
-datasets:
-  ring8: {{data: {{class_path: datamodules.Toy2DDataModule, init_args: {{dataset: ring8}}}}}}
-variants:
-  good: {tmp_path / "wgan_gp.yaml"}
-  typo: {{config: {tmp_path / "wgan_gp.yaml"}, args: [--model.init_args.n_critc=2]}}
-""",
-    )
+    variants = "  good: {fit}\n  typo: {{config: {fit}, args: [--model.init_args.n_critc=2]}}"
+    grid = _ring8_grid(tmp_path, "name: typo\nseeds: 1", variants)
     out = tmp_path / "out"
     assert bench.main(["--config", str(grid), "--out", str(out)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

@@ -114,7 +114,7 @@ def _stop_and_resume(uninterrupted: tuple[Path, Path], tmp_path: Path, signum: i
 
 @pytest.mark.slow  # three gan-lab processes
 def test_ctrl_c_writes_last_ckpt_and_the_same_command_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path):
-    _stop_and_resume(uninterrupted, tmp_path, signal.SIGINT, returncode=1)  # Lightning's KeyboardInterrupt exit
+    _stop_and_resume(uninterrupted, tmp_path, signal.SIGINT, returncode=128 + signal.SIGINT)
 
 
 @pytest.mark.slow  # three gan-lab processes

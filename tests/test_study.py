@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
 import yaml
 from optuna.distributions import BaseDistribution, IntDistribution
 
@@ -406,6 +407,64 @@ def test_a_killed_study_resumes_with_only_the_missing_trials(tiny_study, tmp_pat
     for a, b in zip(resumed, whole, strict=True):
         if a["status"] == "ok":
             assert float(a["emd"]) == pytest.approx(float(b["emd"]), rel=1e-5)
+
+
+STOP_STEPS = 3000  # long enough for the signal to land mid-fit, short enough to finish on the rerun
+
+
+@pytest.mark.slow  # two studies around one 3,000-iteration fit
+def test_a_study_stopped_by_sigterm_enqueues_the_stopped_trial_again_and_resumes_its_fit(tmp_path):
+    """SIGTERM to the study's process group (a scheduler's stop): the running fit saves at a step
+    boundary and exits 143, its trial is failed as interrupted with a retry of the same parameters
+    enqueued (not counted as a failed trial), the study exits 143, and the same command resumes
+    that fit from its checkpoint."""
+    objective = "    loss: wasserstein\n    regularizers: [{{name: gradient_penalty, weight: 10.0}}]"
+    fit = TINY_FIT.replace("max_steps: 20", f"max_steps: {STOP_STEPS}").replace("{objective}", objective)
+    (tmp_path / "wgan_gp.yaml").write_text(fit.replace("{{", "{").replace("}}", "}"))
+    config = tmp_path / "study.yaml"
+    config.write_text(f"""
+name: stoppable
+sampler: {{name: random, seed: 0}}
+trials: 2
+metrics: {{emd: minimize}}
+evaluate: {{num: 500, num_real: 500}}
+space:
+  model.init_args.lr_d: {{type: log_uniform, low: 1.0e-4, high: 1.0e-3}}
+objectives:
+  wgan_gp: {{config: [{tmp_path / "wgan_gp.yaml"}]}}
+""")
+    out = tmp_path / "out"
+    argv = ["study", "--config", str(config), "--out", str(out), "--workers", "1"]
+    folder = out / "trials" / "wgan_gp" / "000"
+    proc = _gan_lab(*argv, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(folder.glob("**/last.ckpt")) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=300)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "gan-lab study: stopped by SIGTERM; finished trials are kept; the same command resumes the rest" in output
+    (last,) = folder.glob("**/last.ckpt")
+    found = re.search(r"stopped by SIGTERM after generator iteration (\d+); saved", (folder / "fit.log").read_text())
+    assert found and 10 <= int(found.group(1)) < STOP_STEPS  # really mid-fit
+    assert not (folder / "result.json").exists()
+    url = f"sqlite:///{out / 'study.db'}"
+    trials = optuna.load_study(study_name="stoppable/wgan_gp", storage=url).get_trials(deepcopy=False)
+    stopped, retry = [t for t in trials if t.user_attrs["index"] == 0]
+    assert stopped.state.name == "FAIL" and stopped.user_attrs["fail_reason"] == "interrupted (gan-lab fit exit 143)"
+    assert retry.state.name == "WAITING" and retry.params == stopped.params and "fail_reason" not in retry.user_attrs
+
+    again = _gan_lab(*argv)
+    output = again.communicate(timeout=900)[0]
+    assert again.returncode == 0 and "gan-lab study: 2 trial(s) run" in output, output[-3000:]
+    assert f"resuming from {last}" in (folder / "fit.log").read_text()
+    assert torch.load(last, weights_only=False)["global_step"] == STOP_STEPS
+    rows = _csv(out / "trials.csv")
+    assert [(r["trial"], r["status"]) for r in rows] == [("0", "ok"), ("1", "ok")]  # nothing counted as failed
 
 
 @pytest.mark.slow

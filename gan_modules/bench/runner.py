@@ -34,7 +34,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from gan_modules.bench.grid import Grid, Run
 from gan_modules.cli import resume_checkpoint
-from gan_modules.studies.runner import Outcome, Task, enqueue, launch, storage
+from gan_modules.studies.runner import Outcome, Task, enqueue, interrupted_exit, launch, storage
 from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
@@ -172,10 +172,15 @@ def log_tail(path: Path, lines: int = 5) -> str:
 
 
 def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) -> dict[str, Any]:
-    """Train and evaluate one cell; the outcome (ok or failed, never dropped) goes to result.json."""
+    """Train and evaluate one cell; the outcome (ok or failed, never dropped) goes to result.json.
+    A fit stopped by a signal is no outcome: the cell has no result.json (a former failure's is
+    removed), so the next run resumes it from its checkpoint."""
     folder = run.folder(runs_dir)
     result: dict[str, Any] = {"variant": run.variant.name, "dataset": run.dataset.name, "seed": run.seed}
     result.update(train(run, grid, folder, threads))
+    if interrupted_exit(result["returncode"]):
+        (folder / RESULT_FILE).unlink(missing_ok=True)
+        return {**result, "status": "interrupted"}
     if result["returncode"] != 0 or not (folder / LAST_CHECKPOINT).is_file():
         result.update(status="failed", error=log_tail(folder / "fit.log"))
     else:
@@ -239,15 +244,17 @@ class BenchTask:
         variant = next(v for v in self.grid.variants if v.name == params["variant"])
         dataset = next(d for d in self.grid.datasets if d.name == params["dataset"])
         result = run_one(Run(variant, dataset, seed), self.grid, self.runs_dir, self.threads)
+        interrupted = result["status"] == "interrupted"
         brief = ", ".join(
             f"{k} {result[k]:.4g}" for k in ("modes", "hq_pct", "reverse_kl", "emd", "fid") if k in result
         )
         self.say(
             f"[{index + 1}/{len(self.grid.runs())}] {variant.name} / {dataset.name} / seed {seed}: "
-            f"{result['status']} in {result['fit_wall_s']:.0f} s ({result['fit_cpu_s']:.0f} s CPU) {brief}"
+            f"{result['status']} in {result['fit_wall_s']:.0f} s ({result['fit_cpu_s']:.0f} s CPU) "
+            + ("(the next run resumes it)" if interrupted else brief)
         )
-        reason = None if result["status"] == "ok" else str(result.get("error", ""))[-300:] or "failed"
-        return Outcome(result["fit_wall_s"], {"status": result["status"]}, reason)
+        reason = None if result["status"] == "ok" else str(result.get("error", ""))[-300:] or result["status"]
+        return Outcome(result["fit_wall_s"], {"status": result["status"]}, reason, interrupted)
 
 
 def check_cells(grid: Grid) -> None:

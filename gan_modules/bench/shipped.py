@@ -32,7 +32,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from gan_modules.bench.aggregate import generated_line, write_csv
 from gan_modules.bench.runner import RESULT_FILE, evaluate, log_tail, run_fixed_points
 from gan_modules.checkpoints import load_datamodule
-from gan_modules.studies.runner import Outcome
+from gan_modules.studies.runner import Outcome, interrupted_exit
 
 # Datasets whose configs train on a CPU in minutes: the 2D mixtures and the digit images.
 CPU_DATASETS = ("ring8", "grid25", "swissroll", "digits", "mnist")
@@ -163,6 +163,8 @@ def run_config(
         "command": "gan-lab " + " ".join(args),
     }
     final = folder / FINAL_CHECKPOINT
+    if interrupted_exit(code):  # no record: the next run fits this config again
+        return {**result, "status": "interrupted", "error": "interrupted (the next run fits it again)"}
     if code != 0 or not final.is_file() or not (folder / INITIAL_CHECKPOINT).is_file():
         result.update(status="failed", error=f"gan-lab fit exited {code}: {log_tail(folder / 'fit.log')}")
     else:
@@ -208,7 +210,7 @@ class ShippedTask:
         result = run_config(config, self.runs_dir, self.max_steps, self.extra_args, self.threads)
         self.say(f"[{index + 1}/{len(self.configs)}] {config.name}: {_verdict(result)} in {result['fit_wall_s']:.0f} s")
         reason = None if result["status"] == "ok" else result["error"][-300:]
-        return Outcome(result["fit_wall_s"], {"status": result["status"]}, reason)
+        return Outcome(result["fit_wall_s"], {"status": result["status"]}, reason, result["status"] == "interrupted")
 
 
 def _done(config: ShippedConfig, runs_dir: Path, max_steps: int) -> dict[str, Any] | None:
@@ -249,6 +251,8 @@ def _direction(result: dict[str, Any]) -> str:
 
 
 def _verdict(result: dict[str, Any]) -> str:
+    if result["status"] == "interrupted":
+        return result["error"]
     if result["status"] != "ok":
         return f"failed ({result['error'].splitlines()[0][:120]})"
     metric = result["metric"]

@@ -1,14 +1,15 @@
 """Interrupts stop a run at a step boundary, through Lightning's own handling of each signal.
 
 Lightning already knows what each signal means: SIGINT raises `KeyboardInterrupt` (its graceful
-shutdown path, exit status 1), SIGTERM sets `trainer.received_sigterm` (it raises `SIGTERMException`
-at the end of that batch, and under DDP every rank stops at the same batch), and on SLURM with
-auto-requeue the requeue signal (SIGUSR1) writes `hpc_ckpt_<n>.ckpt` and runs `scontrol requeue`.
-Its handlers act where the signal lands, though: a Ctrl-C between a critic step and its generator
-step, or an HPC checkpoint written halfway through an iteration, would resume into a state no
-uninterrupted run passes through. So during training `StepBoundarySignals` only records a signal,
-and replays the original handler at the end of the Lightning batch, where all of a generator
-iteration's state (weights, optimiser moments, EMA, draw counter, data position) is consistent.
+shutdown path; `gan-lab fit` then exits 130), SIGTERM sets `trainer.received_sigterm` (it raises
+`SIGTERMException` at the end of that batch, and under DDP every rank stops at the same batch; exit
+143), and on SLURM with auto-requeue the requeue signal (SIGUSR1) writes `hpc_ckpt_<n>.ckpt` and
+runs `scontrol requeue`. Its handlers act where the signal lands, though: a Ctrl-C between a critic
+step and its generator step, or an HPC checkpoint written halfway through an iteration, would resume
+into a state no uninterrupted run passes through. So during training `StepBoundarySignals` only
+records a signal, and replays the original handler at the end of the Lightning batch, where all of a
+generator iteration's state (weights, optimiser moments, EMA, draw counter, data position) is
+consistent.
 
 After a SIGINT or SIGTERM stop it writes `last.ckpt` through the run's `RunCheckpoint` and prints
 where it went; the same command resumes from it. A second Ctrl-C while a stop is pending stops at

@@ -43,6 +43,7 @@ def main(argv: list[str]) -> int:
     from gan_modules.bench.grid import load_grid, parse_seeds
     from gan_modules.bench.report import write_report
     from gan_modules.bench.runner import changed_cells, check_cells, load_result, run_grid
+    from gan_modules.studies.runner import stopped
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--config", required=True, help="grid file, e.g. configs/bench/toy.yaml")
@@ -99,8 +100,11 @@ def main(argv: list[str]) -> int:
         except ValueError as err:
             print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
             return 2
-        again = args.reevaluate
-        run_grid(selected, runs_dir, args.threads, args.retry_failed, workers=args.workers, reevaluate_finished=again)
+        options = {"workers": args.workers, "reevaluate_finished": args.reevaluate}
+        try:
+            run_grid(selected, runs_dir, args.threads, args.retry_failed, **options)
+        except KeyboardInterrupt as err:
+            return stopped(NAME, err, "finished cells are kept; the same command resumes the rest")
     # the report covers every finished run of the whole grid, so finishing a grid piece by piece
     # (--variants/--datasets) never drops the cells an earlier invocation made
     results = [r for r in (load_result(run, runs_dir) for run in grid.runs()) if r is not None]

@@ -15,6 +15,7 @@ HELP = "train each shipped config briefly; table of its metric before vs after a
 
 def main(argv: list[str]) -> int:
     from gan_modules.bench.shipped import discover_configs, run_configs, write_report
+    from gan_modules.studies.runner import stopped
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--configs_dir", default="configs", help="where the shipped configs live")
@@ -50,7 +51,10 @@ def main(argv: list[str]) -> int:
         return 0
     out = Path(args.out)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
-    results = run_configs(configs, runs_dir, args.max_steps, args.fit_args, args.threads, workers=args.workers)
+    try:
+        results = run_configs(configs, runs_dir, args.max_steps, args.fit_args, args.threads, workers=args.workers)
+    except KeyboardInterrupt as err:
+        return stopped(NAME, err, "finished configs are kept; the same command fits the rest")
     command = "gan-lab shipped " + shlex.join(argv)
     for path in write_report(results, out, command, args.workers, args.threads):
         print(f"gan-lab {NAME}: wrote {path}")

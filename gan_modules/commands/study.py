@@ -25,7 +25,7 @@ def _positive(flag: str, value: int | None) -> None:
 
 def main(argv: list[str]) -> int:
     from gan_modules.studies.config import load_study
-    from gan_modules.studies.runner import CLUSTERS, LAUNCHERS, enqueue, launch, storage
+    from gan_modules.studies.runner import CLUSTERS, LAUNCHERS, enqueue, launch, stopped, storage
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--config", required=True, help="study file, e.g. configs/study/toy2d.yaml")
@@ -96,7 +96,10 @@ def main(argv: list[str]) -> int:
             )
             added += enqueue(opt, plans[objective.name])
         print(f"gan-lab {NAME}: {added} trial(s) enqueued in {url}; {workers} worker(s)")
-        ran = launch(StudyTask(study, out), url, workers, args.launcher, args.cluster, out / "submitit", parameters)
+        try:
+            ran = launch(StudyTask(study, out), url, workers, args.launcher, args.cluster, out / "submitit", parameters)
+        except KeyboardInterrupt as err:
+            return stopped(NAME, err, "finished trials are kept; the same command resumes the rest")
         print(f"gan-lab {NAME}: {ran} trial(s) run")
     command = "gan-lab study " + " ".join(shlex.quote(a) for a in argv if a != "--report_only")
     report, failed = write_report(study, store, out, command, workers)

@@ -10,6 +10,14 @@ Why heartbeats: a worker that dies (SIGKILL, a SLURM pre-emption) leaves its tri
 worker beats its trial's heartbeat; a trial without a beat for 2 heartbeats is failed by
 `optuna.storages.fail_stale_trials`, and `RetryHeartbeatStaleTrialCallback` enqueues it again with
 the same parameters and index. Its fit resumes from the trial folder's last checkpoint.
+
+Why stop signals wait for the running trials: Ctrl-C, `kill -- -PGID` or a scheduler's SIGTERM
+reach the whole process group, each fit included, and a fit stops at its next step boundary with a
+checkpoint (`gan-lab fit` exits 128 + the signal). A worker that stopped at once would kill its fit
+before that checkpoint is written (`subprocess.run` kills its child on KeyboardInterrupt), so
+workers and the pool's launcher hold a stop signal until their trials are recorded
+(`stop_after_trials`). A trial whose fit was stopped so is enqueued again with its parameters and
+index, like a stale one, and the next run resumes it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import contextlib
 import fcntl
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 import warnings
@@ -30,7 +40,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryFailedTrialCallback, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 # heartbeats, stale-trial retries and fail_stale_trials are marked experimental; they are what makes
@@ -42,15 +52,59 @@ CLUSTERS = ("local", "slurm", "debug")
 INDEX = "index"  # user attr: the trial's place in its objective's plan (random draw i, grid cell x seed)
 SEED = "seed"
 REASON = "fail_reason"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a trial's fit came to: a value (COMPLETE) or a reason (FAIL), and attributes to keep."""
+    """What a trial's fit came to: a value (COMPLETE) or a reason (FAIL), and attributes to keep;
+    `interrupted`: a stop signal ended the fit, so the trial runs again and its fit resumes."""
 
     value: float | None
     attrs: dict[str, Any]
     reason: str | None = None
+    interrupted: bool = False
+
+
+def interrupted_exit(returncode: int | None) -> bool:
+    """Whether `gan-lab fit` ended on a stop signal (exit 128 + SIGINT or SIGTERM), after its
+    step-boundary checkpoint: such a fit resumes, it did not fail."""
+    return returncode is not None and returncode - 128 in STOP_SIGNALS
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal reached a worker or a launcher; raised once its running trials are recorded."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stopped(command: str, err: KeyboardInterrupt, kept: str) -> int:
+    """After a stop signal ended `gan-lab <command>`'s queue: one line on what was `kept`, and the
+    exit status 128 + the signal."""
+    signum = err.signum if isinstance(err, Stopped) else signal.SIGINT
+    print(f"gan-lab {command}: stopped by {signal.Signals(signum).name}; {kept}", file=sys.stderr)
+    return 128 + signum
+
+
+@contextlib.contextmanager
+def stop_after_trials() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then raise `Stopped` (module docstring). A
+    signal this process ignores (a background job's SIGINT) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise Stopped(received[0])
 
 
 class Task(Protocol):
@@ -133,7 +187,7 @@ def _beat(store: RDBStorage, trial_id: int, every_s: float, stop: threading.Even
 
 def run_trial(task: Task, name: str, study: optuna.Study, trial: optuna.Trial, store: RDBStorage) -> TrialState:
     """Run one popped trial with its heartbeat; the outcome is told to Optuna, a failure as FAIL
-    with its reason (never dropped)."""
+    with its reason (never dropped), an interrupted fit as FAIL with a retry enqueued."""
     from gan_modules.studies.space import suggest
 
     stop = threading.Event()
@@ -148,6 +202,8 @@ def run_trial(task: Task, name: str, study: optuna.Study, trial: optuna.Trial, s
     finally:
         stop.set()
         beat.join()
+    if outcome.interrupted:  # the same parameters, index and seed again, before this attempt's attributes
+        RetryFailedTrialCallback()(study, store.get_trial(trial._trial_id))
     for key, value in outcome.attrs.items():
         trial.set_user_attr(key, value)
     if outcome.reason is not None:
@@ -182,7 +238,8 @@ def work(task: Task, url: str, worker: int = 0, launcher: int | None = None) -> 
                 return ran
             time.sleep(task.heartbeat_s)
             continue
-        run_trial(task, *popped, store)
+        with stop_after_trials():
+            run_trial(task, *popped, store)
         ran += 1
     return ran
 
@@ -208,7 +265,7 @@ def launch(
         return sum(job.result() for job in jobs)
     if workers == 1:
         return work(task, url, 0)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with stop_after_trials(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return sum(pool.map(work, [task] * workers, [url] * workers, range(workers), [os.getpid()] * workers))
 
 

@@ -16,7 +16,7 @@ from optuna.distributions import BaseDistribution
 
 from gan_modules.bench.runner import LAST_CHECKPOINT, OVERRIDES_FILE, RESULT_FILE, curve_args, evaluate, fit, log_tail
 from gan_modules.studies.config import Objective, Study
-from gan_modules.studies.runner import Outcome
+from gan_modules.studies.runner import Outcome, interrupted_exit
 from gan_modules.studies.space import arg_value, fit_arguments
 
 NONFINITE_EXIT = 3  # `gan-lab fit` stopped at a non-finite loss (gan_modules.cli.main)
@@ -106,6 +106,8 @@ class StudyTask:
         attrs["folder"] = str(folder)
         reason = None
         value = None
+        if interrupted_exit(run["returncode"]):  # no record: the trial's retry resumes the fit
+            return Outcome(None, attrs, f"interrupted (gan-lab fit exit {run['returncode']})", interrupted=True)
         if run["returncode"] != 0 or not (folder / LAST_CHECKPOINT).is_file():
             reason = failure(run["returncode"], self.study.timeout_s, folder / "fit.log")
         else:
