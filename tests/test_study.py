@@ -225,6 +225,17 @@ def test_workers_take_no_new_trial_once_their_launcher_is_killed(tmp_path, monke
     time.sleep(4.0)  # eight trials' time: without the check the two workers would go on through the queue
     assert len(log.read_text().splitlines()) <= started + 2  # at most the trial each worker had in hand
     assert started < 40
+    workers = {int(line.split()[0]) for line in log.read_text().splitlines()}
+    assert len(workers) == 2 and not any(_running(pid) for pid in workers)  # exited, not idle orphans
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and has not exited (an exited orphan may stay a zombie in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 # -------------------------------------------------------------------------------- a tiny real study

@@ -244,6 +244,18 @@ def work(task: Task, url: str, worker: int = 0, launcher: int | None = None) -> 
     return ran
 
 
+def pool_work(task: Task, url: str, worker: int, launcher: int) -> int:
+    """`work` in a pool process. Once its launcher is gone the process exits instead of returning:
+    the pool would otherwise keep it waiting for work that no launcher will send, an orphan holding
+    its memory for good."""
+    ran = work(task, url, worker, launcher)
+    if os.getppid() != launcher:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return ran
+
+
 def launch(
     task: Task,
     url: str,
@@ -266,7 +278,7 @@ def launch(
     if workers == 1:
         return work(task, url, 0)
     with stop_after_trials(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return sum(pool.map(work, [task] * workers, [url] * workers, range(workers), [os.getpid()] * workers))
+        return sum(pool.map(pool_work, [task] * workers, [url] * workers, range(workers), [os.getpid()] * workers))
 
 
 def latest_trials(study: optuna.Study) -> list[FrozenTrial]:
