@@ -403,7 +403,8 @@ def _stoppable_bench(root: Path) -> list[str]:
 def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_command_resumes_them(tmp_path):
     """Ctrl-C reaches the whole process group (launcher, pool workers, fits): each fit saves at a step
     boundary and exits 130, the workers record no result for it, the bench exits 130, and the same
-    command resumes both fits from their checkpoints instead of counting them as failed."""
+    command resumes both fits from their checkpoints instead of counting them as failed; a cell's
+    time is that of both its processes."""
     argv = _stoppable_bench(tmp_path)
     folders = [tmp_path / "out" / "runs" / "wgan_gp" / "ring8" / f"seed{s}" for s in (0, 1)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -436,6 +437,11 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
     for folder, step in zip(folders, stopped_at, strict=True):
         result = json.loads((folder / "result.json").read_text())
         assert result["status"] == "ok" and result["resumed"] is True
+        # the cell's cost is both processes' time, not only the resumed one's
+        segments = [json.loads(line) for line in (folder / "fit_time.jsonl").read_text().splitlines()]
+        assert [s["returncode"] for s in segments] == [128 + signal.SIGINT, 0] and result["segments"] == 2
+        assert result["fit_cpu_s"] == pytest.approx(math.fsum(s["cpu_s"] for s in segments), rel=1e-12)
+        assert result["fit_cpu_s"] > segments[1]["cpu_s"] and segments[0]["cpu_s"] > 0
         assert f"resuming from {folder / 'checkpoints' / 'last.ckpt'}" in (folder / "fit.log").read_text()
         assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == STOP_STEPS > step
 

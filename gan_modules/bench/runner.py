@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import resource
 import subprocess
@@ -39,11 +40,12 @@ from gan_modules.studies.space import arg_value
 
 RESULT_FILE = "result.json"
 # what a result.json records of the fit itself, kept when the cell is evaluated again
-FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "command")
+FIT_KEYS = ("variant", "dataset", "seed", "returncode", "fit_wall_s", "fit_cpu_s", "resumed", "segments", "command")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative to a run folder
 OVERRIDES_FILE = "bench_run.yaml"
 INPUTS_FILE = "fit_inputs.sha256"  # `fit_inputs` of the cell's fit, written before it starts
 EVALUATION_FILE = "evaluate.json"
+TIME_FILE = "fit_time.jsonl"  # one line per `gan-lab fit` process of a run folder (see `fit`)
 CURVES_CALLBACK = "gan_modules.bench.MetricsHistory"
 CURVE_DEFAULTS = {"save_best": False}  # the bench evaluates the final model; no best-checkpoint files
 
@@ -110,12 +112,17 @@ def _child_cpu_seconds() -> float:
 
 
 def fit(folder: Path, args: list[str], threads: int | None = None, timeout_s: float | None = None) -> dict[str, Any]:
-    """`gan-lab <args>` in a subprocess; output to `<folder>/fit.log`. Returns timing and exit status
-    (`returncode` None: stopped after `timeout_s`)."""
+    """`gan-lab <args>` in a subprocess; output to `<folder>/fit.log`. Returns the exit status
+    (`returncode` None: stopped after `timeout_s`) and the fit's time: a fit resumed after a stop
+    costs all its processes, so each one's time goes to `<folder>/fit_time.jsonl` and the totals
+    are returned (`segments`: how many processes; a fresh start clears the file)."""
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     resumed = resume_checkpoint(folder) is not None  # what `gan-lab fit` will resume from, SLURM ones included
+    ledger = folder / TIME_FILE
+    if not resumed:
+        ledger.unlink(missing_ok=True)
     cpu0, wall0 = _child_cpu_seconds(), time.perf_counter()
     with (folder / "fit.log").open("a") as log:
         try:
@@ -128,11 +135,16 @@ def fit(folder: Path, args: list[str], threads: int | None = None, timeout_s: fl
             ).returncode
         except subprocess.TimeoutExpired:  # the child is killed by subprocess.run
             code = None
+    segment = {"wall_s": time.perf_counter() - wall0, "cpu_s": _child_cpu_seconds() - cpu0, "returncode": code}
+    with ledger.open("a") as f:
+        f.write(json.dumps(segment) + "\n")
+    segments = [json.loads(line) for line in ledger.read_text().splitlines()]
     return {
         "returncode": code,
-        "fit_wall_s": time.perf_counter() - wall0,
-        "fit_cpu_s": _child_cpu_seconds() - cpu0,
+        "fit_wall_s": math.fsum(s["wall_s"] for s in segments),
+        "fit_cpu_s": math.fsum(s["cpu_s"] for s in segments),
         "resumed": resumed,
+        "segments": len(segments),
         "command": "gan-lab " + " ".join(args),
     }
 

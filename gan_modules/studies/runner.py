@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage, RetryFailedTrialCallback, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 # heartbeats, stale-trial retries and fail_stale_trials are marked experimental; they are what makes
@@ -203,7 +203,7 @@ def run_trial(task: Task, name: str, study: optuna.Study, trial: optuna.Trial, s
         stop.set()
         beat.join()
     if outcome.interrupted:  # the same parameters, index and seed again, before this attempt's attributes
-        RetryFailedTrialCallback()(study, store.get_trial(trial._trial_id))
+        RetryHeartbeatStaleTrialCallback()(study, store.get_trial(trial._trial_id))
     for key, value in outcome.attrs.items():
         trial.set_user_attr(key, value)
     if outcome.reason is not None:
