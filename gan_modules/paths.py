@@ -1,8 +1,15 @@
-"""Output paths checked before a command does any work, so a bad one fails in one line."""
+"""Output paths checked before a command does any work, so a bad one fails in one line, and
+records written so that a reader never sees half of one."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 
 def check_output_file(flag: str, value: str, suffix: str | None = None) -> Path:
@@ -17,3 +24,23 @@ def check_output_file(flag: str, value: str, suffix: str | None = None) -> Path:
     if blocking is not None:
         raise ValueError(f"{flag}={value!r} is invalid: {str(blocking)!r} is a file, not a folder")
     return path
+
+
+@contextlib.contextmanager
+def replaced_whole(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A handle on a file beside `path` that replaces `path` only once written and closed: a run
+    killed mid-write, or a reader on another node, finds the former file or the new one, never a
+    truncated one (which the next run could not parse)."""
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode) as handle:
+            yield handle
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """`payload` as indented JSON at `path`, replaced whole (`replaced_whole`)."""
+    with replaced_whole(path) as handle:
+        json.dump(payload, handle, indent=2)

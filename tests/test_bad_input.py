@@ -265,3 +265,55 @@ def test_bad_input_fails_in_one_line_and_changes_no_file_of_the_run(case, existi
 
 def test_there_are_at_least_forty_cases():
     assert len(CASES) >= 40
+
+
+# ------------------------------------------------------------------- records replaced whole or not at all
+WRITER = """
+import importlib.util, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("paths", sys.argv[2])  # the module alone: no torch to import
+paths = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(paths)
+write_json, path, i = paths.write_json, Path(sys.argv[1]), 0
+while True:  # big records, so that a kill lands inside a write
+    write_json(path, {"i": i, "rows": [i] * 200_000})
+    i += 1
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_whole_record(tmp_path):
+    """SIGKILL at a random moment of a stream of ~1 MB `write_json` calls (result.json, evaluate.json
+    are written so): the file on disk always parses as one complete record. Written in place, the
+    same stream leaves a truncated file here that the next run could not read."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "result.json"
+    module = Path(__file__).parent.parent / "gan_modules" / "paths.py"
+    for delay in (0.05, 0.2, 0.5):
+        path.unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(module)])
+        deadline = time.monotonic() + 120
+        while not path.exists() and time.monotonic() < deadline:  # writing is under way
+            time.sleep(0.01)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        record = json.loads(path.read_text())
+        assert record["rows"] == [record["i"]] * 200_000
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["result.json"]
+
+
+def test_a_record_whose_write_fails_keeps_the_former_one(tmp_path):
+    from gan_modules.paths import replaced_whole, write_json
+
+    path = tmp_path / "result.json"
+    write_json(path, {"status": "ok", "fid": 1.0})
+    with pytest.raises(RuntimeError), replaced_whole(path) as handle:
+        handle.write('{"status": "fa')
+        raise RuntimeError("stopped mid-write")
+    assert path.read_text() == '{\n  "status": "ok",\n  "fid": 1.0\n}'
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left behind

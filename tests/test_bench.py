@@ -382,7 +382,7 @@ SHIPPED_GRIDS = sorted(
 )
 
 
-STOP_STEPS = 3000  # long enough for the signal to land mid-fit, short enough to finish on the rerun
+STOP_STEPS = 1000  # the signal lands a few iterations after the first checkpoint (10): well inside the fit
 
 
 def _ring8_grid(root: Path, head: str, variants: str) -> Path:
@@ -399,7 +399,7 @@ def _stoppable_bench(root: Path) -> list[str]:
     return ["bench", "--config", str(grid), "--out", str(root / "out"), "--threads", "1", "--workers", "2"]
 
 
-@pytest.mark.slow  # two benches of two 3,000-iteration fits
+@pytest.mark.slow  # two benches of two 1,000-iteration fits
 def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_command_resumes_them(tmp_path):
     """Ctrl-C reaches the whole process group (launcher, pool workers, fits): each fit saves at a step
     boundary and exits 130, the workers record no result for it, the bench exits 130, and the same

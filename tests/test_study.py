@@ -420,10 +420,10 @@ def test_a_killed_study_resumes_with_only_the_missing_trials(tiny_study, tmp_pat
             assert float(a["emd"]) == pytest.approx(float(b["emd"]), rel=1e-5)
 
 
-STOP_STEPS = 3000  # long enough for the signal to land mid-fit, short enough to finish on the rerun
+STOP_STEPS = 1000  # the signal lands a few iterations after the first checkpoint (10): well inside the fit
 
 
-@pytest.mark.slow  # two studies around one 3,000-iteration fit
+@pytest.mark.slow  # two studies around one 1,000-iteration fit
 def test_a_study_stopped_by_sigterm_enqueues_the_stopped_trial_again_and_resumes_its_fit(tmp_path):
     """SIGTERM to the study's process group (a scheduler's stop): the running fit saves at a step
     boundary and exits 143, its trial is failed as interrupted with a retry of the same parameters

@@ -35,6 +35,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from gan_modules.bench.grid import Grid, Run
 from gan_modules.cli import resume_checkpoint
+from gan_modules.paths import write_json
 from gan_modules.studies.runner import Outcome, Task, enqueue, interrupted_exit, launch, storage
 from gan_modules.studies.space import arg_value
 
@@ -197,7 +198,7 @@ def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) ->
         result.update(status="failed", error=log_tail(folder / "fit.log"))
     else:
         result = scored(result, run, grid, folder)
-    (folder / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    write_json(folder / RESULT_FILE, result)
     return result
 
 
@@ -219,7 +220,7 @@ def reevaluate(run: Run, grid: Grid, runs_dir: Path, done: dict[str, Any]) -> di
     fitted = {k: done[k] for k in FIT_KEYS if k in done}
     result = scored(fitted, run, grid, run.folder(runs_dir))
     if result["status"] == "ok":
-        (run.folder(runs_dir) / RESULT_FILE).write_text(json.dumps(result, indent=2))
+        write_json(run.folder(runs_dir) / RESULT_FILE, result)
     return result
 
 

@@ -32,6 +32,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from gan_modules.bench.aggregate import generated_line, write_csv
 from gan_modules.bench.runner import RESULT_FILE, evaluate, log_tail, run_fixed_points
 from gan_modules.checkpoints import load_datamodule
+from gan_modules.paths import write_json
 from gan_modules.studies.runner import Outcome, interrupted_exit
 
 # Datasets whose configs train on a CPU in minutes: the 2D mixtures and the digit images.
@@ -178,7 +179,7 @@ def run_config(
             result.update({f"{when}_{k}": v for k, v in payload.items() if isinstance(v, (int, float))})
         else:
             result.update(status="ok", towards_data=result[f"after_{metric}"] < result[f"before_{metric}"])
-    (folder / RESULT_FILE).write_text(json.dumps(result, indent=2))
+    write_json(folder / RESULT_FILE, result)
     return result
 
 

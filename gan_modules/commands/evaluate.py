@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     from gan_modules.metrics.collective import SingleProcess
     from gan_modules.metrics.extractors import EXTRACTORS, MissingWeightsError
     from gan_modules.metrics.suite import ALL_METRICS, MetricSettings, build_evaluator
-    from gan_modules.paths import check_output_file
+    from gan_modules.paths import check_output_file, write_json
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
     parser.add_argument("--ckpt_path", required=True)
@@ -115,6 +115,6 @@ def main(argv: list[str]) -> int:
             "ckpt_path": str(args.ckpt_path),
             "step": checkpoint.get("global_step"),
         }
-        out.write_text(json.dumps(payload, indent=2))
+        write_json(out, payload)
         print(f"gan-lab {NAME}: wrote {out}")
     return 0

@@ -4,7 +4,6 @@ and (on CUDA) images/s for DCGAN-32 / ResNet-32 WGAN-GP across precisions, compi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -105,6 +104,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from gan_modules.bench import speed
+    from gan_modules.paths import write_json
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # one fit per repetition: keep the report readable
     warnings.filterwarnings("ignore")
@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
         if args.json:
             out = Path(args.json)
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(report, indent=2))
+            write_json(out, report)
 
     per_batch = args.iterations_per_batch
     report: dict[str, Any] = {

@@ -8,16 +8,14 @@ weights, other subset seed, an older format) is reported and recomputed, never r
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gan_modules.metrics.paths import cache_root
+from gan_modules.paths import replaced_whole
 
 FORMAT = 1
 
@@ -70,12 +68,6 @@ class FeatureCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"key": key, "features": {k: v.detach().float().cpu().contiguous() for k, v in features.items()}}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{socket.gethostname()}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(payload, handle)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with replaced_whole(path, "wb") as handle:
+            torch.save(payload, handle)
         return path

@@ -15,6 +15,7 @@ import yaml
 from optuna.distributions import BaseDistribution
 
 from gan_modules.bench.runner import LAST_CHECKPOINT, OVERRIDES_FILE, RESULT_FILE, curve_args, evaluate, fit, log_tail
+from gan_modules.paths import write_json
 from gan_modules.studies.config import Objective, Study
 from gan_modules.studies.runner import Outcome, interrupted_exit
 from gan_modules.studies.space import arg_value, fit_arguments
@@ -121,5 +122,5 @@ class StudyTask:
                 reason = f"evaluate gave no {self.study.metric} (got {', '.join(sorted(metrics))})"
             else:
                 value = float(metrics[self.study.metric])
-        (folder / RESULT_FILE).write_text(json.dumps({**attrs, "params": params, "fail_reason": reason}, indent=2))
+        write_json(folder / RESULT_FILE, {**attrs, "params": params, "fail_reason": reason})
         return Outcome(value, attrs, reason)
