@@ -131,3 +131,22 @@ def resolved_config(args: list[str]) -> dict:
     with redirect_stdout(out), pytest.raises(SystemExit):
         run_lightning(expand(["fit", *args, "--print_config"])[0])
     return yaml.safe_load(out.getvalue())
+
+
+STOP_STEPS = 1000  # a stopped bench or study fit: the signal lands a few iterations after its first checkpoint (10)
+
+
+def signal_group_when(proc: Any, ready: Any, signum: int) -> tuple[str, str]:
+    """Once `ready()` holds, send `signum` to `proc`'s whole process group (started with
+    `start_new_session`), as a terminal's Ctrl-C or a scheduler's SIGTERM does; returns its output."""
+    import time
+
+    try:
+        deadline = time.monotonic() + 600
+        while not ready() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signum)
+        return proc.communicate(timeout=300)
+    finally:
+        proc.kill()

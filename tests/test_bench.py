@@ -12,13 +12,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import CSV_LOGGER, WGAN_GP, fit_yaml
+from conftest import CSV_LOGGER, STOP_STEPS, WGAN_GP, fit_yaml, signal_group_when
 
 from gan_modules.bench.aggregate import cell, markdown_tables, mean_std, summarize
 from gan_modules.bench.grid import load_grid, parse_seeds
@@ -382,9 +381,6 @@ SHIPPED_GRIDS = sorted(
 )
 
 
-STOP_STEPS = 1000  # the signal lands a few iterations after the first checkpoint (10): well inside the fit
-
-
 def _ring8_grid(root: Path, head: str, variants: str) -> Path:
     """A grid on ring8 whose variants (`variants`, YAML lines) may name `{fit}`, a tiny WGAN-GP config."""
     fit = tiny_fit(root / "wgan_gp.yaml", WGAN_GP)
@@ -412,15 +408,8 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
     proc = subprocess.Popen([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-    try:
-        deadline = time.monotonic() + 600
-        while not all((f / "checkpoints" / "last.ckpt").is_file() for f in folders) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
+    ready = lambda: all((f / "checkpoints" / "last.ckpt").is_file() for f in folders)  # noqa: E731
+    _, stderr = signal_group_when(proc, ready, signal.SIGINT)
     assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
     assert "gan-lab bench: stopped by SIGINT; finished cells are kept; the same command resumes the rest" in stderr
     stopped_at = []
@@ -438,7 +427,7 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
         result = json.loads((folder / "result.json").read_text())
         assert result["status"] == "ok" and result["resumed"] is True
         # the cell's cost is both processes' time, not only the resumed one's
-        segments = [json.loads(line) for line in (folder / "fit_time.jsonl").read_text().splitlines()]
+        segments = json.loads((folder / "fit_time.json").read_text())
         assert [s["returncode"] for s in segments] == [128 + signal.SIGINT, 0] and result["segments"] == 2
         assert result["fit_cpu_s"] == pytest.approx(math.fsum(s["cpu_s"] for s in segments), rel=1e-12)
         assert result["fit_cpu_s"] > segments[1]["cpu_s"] and segments[0]["cpu_s"] > 0

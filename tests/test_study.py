@@ -21,6 +21,7 @@ import optuna
 import pytest
 import torch
 import yaml
+from conftest import STOP_STEPS, signal_group_when
 from optuna.distributions import BaseDistribution, IntDistribution
 
 from gan_modules.studies.config import load_study
@@ -420,9 +421,6 @@ def test_a_killed_study_resumes_with_only_the_missing_trials(tiny_study, tmp_pat
             assert float(a["emd"]) == pytest.approx(float(b["emd"]), rel=1e-5)
 
 
-STOP_STEPS = 1000  # the signal lands a few iterations after the first checkpoint (10): well inside the fit
-
-
 @pytest.mark.slow  # two studies around one 1,000-iteration fit
 def test_a_study_stopped_by_sigterm_enqueues_the_stopped_trial_again_and_resumes_its_fit(tmp_path):
     """SIGTERM to the study's process group (a scheduler's stop): the running fit saves at a step
@@ -448,15 +446,7 @@ objectives:
     argv = ["study", "--config", str(config), "--out", str(out), "--workers", "1"]
     folder = out / "trials" / "wgan_gp" / "000"
     proc = _gan_lab(*argv, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while not list(folder.glob("**/last.ckpt")) and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGTERM)
-        output = proc.communicate(timeout=300)[0]
-    finally:
-        proc.kill()
+    output = signal_group_when(proc, lambda: any(folder.glob("**/last.ckpt")), signal.SIGTERM)[0]
     assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
     assert "gan-lab study: stopped by SIGTERM; finished trials are kept; the same command resumes the rest" in output
     (last,) = folder.glob("**/last.ckpt")

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 
 from gan_modules.callbacks.metrics import GenerativeMetrics
+from gan_modules.paths import replaced_whole
 
 HISTORY_FILE = "metrics_history.jsonl"
 
@@ -27,8 +28,9 @@ class MetricsHistory(GenerativeMetrics):
         results = super().run(trainer, pl_module)
         if trainer.is_global_zero:
             path = Path(trainer.default_root_dir) / HISTORY_FILE
-            with path.open("a") as f:
-                f.write(json.dumps({"step": trainer.global_step, **results}) + "\n")
+            former = path.read_text() if path.is_file() else ""
+            with replaced_whole(path) as f:  # appended by a whole rewrite: a kill never leaves half a line
+                f.write(former + json.dumps({"step": trainer.global_step, **results}) + "\n")
         return results
 
 

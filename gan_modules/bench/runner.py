@@ -46,7 +46,7 @@ LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"  # the final model, relative
 OVERRIDES_FILE = "bench_run.yaml"
 INPUTS_FILE = "fit_inputs.sha256"  # `fit_inputs` of the cell's fit, written before it starts
 EVALUATION_FILE = "evaluate.json"
-TIME_FILE = "fit_time.jsonl"  # one line per `gan-lab fit` process of a run folder (see `fit`)
+TIME_FILE = "fit_time.json"  # the time of each `gan-lab fit` process of a run folder (see `fit`)
 CURVES_CALLBACK = "gan_modules.bench.MetricsHistory"
 CURVE_DEFAULTS = {"save_best": False}  # the bench evaluates the final model; no best-checkpoint files
 
@@ -115,15 +115,14 @@ def _child_cpu_seconds() -> float:
 def fit(folder: Path, args: list[str], threads: int | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     """`gan-lab <args>` in a subprocess; output to `<folder>/fit.log`. Returns the exit status
     (`returncode` None: stopped after `timeout_s`) and the fit's time: a fit resumed after a stop
-    costs all its processes, so each one's time goes to `<folder>/fit_time.jsonl` and the totals
-    are returned (`segments`: how many processes; a fresh start clears the file)."""
+    costs all its processes, so each one's time is listed in `<folder>/fit_time.json` and the
+    totals are returned (`segments`: how many processes; a fresh start begins a new list)."""
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     resumed = resume_checkpoint(folder) is not None  # what `gan-lab fit` will resume from, SLURM ones included
     ledger = folder / TIME_FILE
-    if not resumed:
-        ledger.unlink(missing_ok=True)
+    segments = json.loads(ledger.read_text()) if resumed and ledger.is_file() else []
     cpu0, wall0 = _child_cpu_seconds(), time.perf_counter()
     with (folder / "fit.log").open("a") as log:
         try:
@@ -136,10 +135,8 @@ def fit(folder: Path, args: list[str], threads: int | None = None, timeout_s: fl
             ).returncode
         except subprocess.TimeoutExpired:  # the child is killed by subprocess.run
             code = None
-    segment = {"wall_s": time.perf_counter() - wall0, "cpu_s": _child_cpu_seconds() - cpu0, "returncode": code}
-    with ledger.open("a") as f:
-        f.write(json.dumps(segment) + "\n")
-    segments = [json.loads(line) for line in ledger.read_text().splitlines()]
+    segments.append({"wall_s": time.perf_counter() - wall0, "cpu_s": _child_cpu_seconds() - cpu0, "returncode": code})
+    write_json(ledger, segments)
     return {
         "returncode": code,
         "fit_wall_s": math.fsum(s["wall_s"] for s in segments),
