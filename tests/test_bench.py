@@ -435,6 +435,25 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
         assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == STOP_STEPS > step
 
 
+def test_ctrl_c_while_the_bench_parses_its_cells_stops_it_in_one_line_before_any_cell(tmp_path):
+    """Ctrl-C during the parse of every cell's command (before the first fit) is a stop: exit 130 and
+    one line, neither a bad-argument error nor a traceback, and no run folder."""
+    variants = "\n".join(f"  v{i}: {{fit}}" for i in range(6))  # a parse long enough to land in
+    argv = ["bench", "--config", str(_ring8_grid(tmp_path, "name: parsing\nseeds: 1", variants)),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
+    proc = subprocess.Popen([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    parsing = lambda: any(scratch.glob("*/bench_run.yaml"))  # noqa: E731  (check_cells' scratch file)
+    _, stderr = signal_group_when(proc, parsing, signal.SIGINT)
+    assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "gan-lab bench: stopped by SIGINT; no cell was started", stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()
+
+
 def test_every_known_grid_is_found():
     assert {"toy2d_modes", "digits", "mnist_vs_baseline"} <= set(SHIPPED_GRIDS)
 

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -288,6 +289,8 @@ def check_cells(grid: Grid) -> None:
                         code = main([*fit_args(run, grid, overrides), "--print_config"])
                     except SystemExit as exit_:
                         code = int(exit_.code or 0)
+                if code == 128 + signal.SIGINT:  # Ctrl-C while parsing: a stop, not a bad argument
+                    raise KeyboardInterrupt
                 if code != 0:
                     lines = err.getvalue().strip().splitlines() or [f"exit status {code}"]
                     message = lines[-1].removeprefix("gan-lab: error: ")

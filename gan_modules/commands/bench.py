@@ -100,6 +100,8 @@ def main(argv: list[str]) -> int:
         except ValueError as err:
             print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt as err:  # while the commands were parsed: no cell had started
+            return stopped(NAME, err, "no cell was started")
         options = {"workers": args.workers, "reevaluate_finished": args.reevaluate}
         try:
             run_grid(selected, runs_dir, args.threads, args.retry_failed, **options)
