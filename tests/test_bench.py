@@ -395,6 +395,14 @@ def _stoppable_bench(root: Path) -> list[str]:
     return ["bench", "--config", str(grid), "--out", str(root / "out"), "--threads", "1", "--workers", "2"]
 
 
+def _foreground_job(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """`gan-lab *argv` in its own process group with SIGINT at its default, as a terminal's foreground
+    job (a test worker's children inherit it ignored)."""
+    return subprocess.Popen([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+
+
 @pytest.mark.slow  # two benches of two 1,000-iteration fits
 def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_command_resumes_them(tmp_path):
     """Ctrl-C reaches the whole process group (launcher, pool workers, fits): each fit saves at a step
@@ -404,10 +412,7 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
     argv = _stoppable_bench(tmp_path)
     folders = [tmp_path / "out" / "runs" / "wgan_gp" / "ring8" / f"seed{s}" for s in (0, 1)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    # SIGINT at its default, as in a terminal's foreground job (a test worker's children inherit it ignored)
-    proc = subprocess.Popen([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = _foreground_job(argv, env)
     ready = lambda: all((f / "checkpoints" / "last.ckpt").is_file() for f in folders)  # noqa: E731
     _, stderr = signal_group_when(proc, ready, signal.SIGINT)
     assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
@@ -438,15 +443,13 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
 def test_ctrl_c_while_the_bench_parses_its_cells_stops_it_in_one_line_before_any_cell(tmp_path):
     """Ctrl-C during the parse of every cell's command (before the first fit) is a stop: exit 130 and
     one line, neither a bad-argument error nor a traceback, and no run folder."""
-    variants = "\n".join(f"  v{i}: {{fit}}" for i in range(6))  # a parse long enough to land in
+    variants = "\n".join(f"  v{i}: {{fit}}" for i in range(6))  # a parse long enough to signal
     argv = ["bench", "--config", str(_ring8_grid(tmp_path, "name: parsing\nseeds: 1", variants)),
             "--out", str(tmp_path / "out")]  # fmt: skip
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch)}
-    proc = subprocess.Popen([sys.executable, "-m", "gan_modules.cli", *argv], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    proc = _foreground_job(argv, env)
     parsing = lambda: any(scratch.glob("*/bench_run.yaml"))  # noqa: E731  (check_cells' scratch file)
     _, stderr = signal_group_when(proc, parsing, signal.SIGINT)
     assert proc.returncode == 128 + signal.SIGINT, stderr[-3000:]
