@@ -219,6 +219,8 @@ class GanLabCLI(LightningCLI):
                 config["ckpt_path"] = str(last)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        if config.get("enable_checkpointing") is False:  # Lightning refuses a checkpoint callback then: drop ours
+            callbacks = [c for c in callbacks if not isinstance(c, RunCheckpoint)]
         callbacks = [*callbacks, StepBoundarySignals()]
         if config.get("enable_progress_bar") is not False:  # count generator iterations, not batches
             callbacks = [*callbacks, GeneratorProgressBar()]

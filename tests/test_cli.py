@@ -30,6 +30,13 @@ def test_fit_writes_checkpoints_grids_and_logs_under_the_root(toy_config, tmp_pa
     assert module.real_batches_consumed == 12  # n_critic 2 x 6 iterations
 
 
+def test_fit_without_checkpointing_trains_and_writes_no_checkpoint(toy_config, tmp_path):
+    assert main(["fit", "--config", str(toy_config), "--trainer.enable_checkpointing", "false"]) == 0
+    root = tmp_path / "run"
+    assert (root / "samples" / "latest.png").is_file()  # the run went to its end
+    assert not (root / "checkpoints").exists()
+
+
 def test_sample_points_are_float32_in_data_units_and_reproducible(toy_config, tmp_path):
     main(["fit", "--config", str(toy_config)])
     ckpt = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
