@@ -17,7 +17,7 @@ from gan_modules.commands import evaluate
 from gan_modules.compose import preset
 from gan_modules.metrics import exact_emd, mode_metrics
 from gan_modules.metrics.extractors import INCEPTION_FILE
-from gan_modules.metrics.suite import generated_samples
+from gan_modules.metrics.suite import RealData, generated_samples
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts_metrics"))
 import extractor_fixtures
@@ -53,6 +53,21 @@ def digits_ckpt(tmp_path_factory) -> Path:
 
 def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not JSON")
+
+
+def test_real_scores_draws_of_the_data_at_the_analytic_floor(toy_ckpt, tmp_path, capsys):
+    """--real: draws of ring8's points in place of the generator cover all 8 modes, and the share within
+    3 std of a mode (PacGAN's high quality) is a 2D Gaussian's, 1 - exp(-9 / 2) = 98.89%."""
+    out = tmp_path / "real.json"
+    assert evaluate.main(["--ckpt_path", str(toy_ckpt), "--real", "--json", str(out)]) == 0
+    real = json.loads(out.read_text())
+    assert real["modes"] == 8
+    assert real["hq_pct"] == pytest.approx(100 * (1 - math.exp(-4.5)), abs=1.2)  # sd of the estimate ~0.35
+    assert real["reverse_kl"] < 0.02  # multinomial noise only: about (8 - 1) / (2 x 2500) per draw
+    assert real["protocol"]["generator"] == RealData.protocol_name
+    assert "2500 real draws vs 1500 real (ring8 train split)" in capsys.readouterr().out
+    assert evaluate.main(["--ckpt_path", str(toy_ckpt), "--json", str(tmp_path / "fake.json")]) == 0
+    assert real["emd"] < 0.1 * json.loads((tmp_path / "fake.json").read_text())["emd"]
 
 
 def test_points_checkpoint_gets_mode_metrics_and_emd_in_table_and_json(toy_ckpt, tmp_path, capsys):

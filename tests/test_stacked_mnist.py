@@ -185,6 +185,27 @@ def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples
     assert fresh == by_hand
 
 
+def test_evaluate_real_reads_draws_of_the_stacked_set_as_all_modes_at_the_sampling_floor(
+    mnist_root, classifier, tmp_path
+):
+    """--real scores 26,000 draws (with replacement) of a 26,000-image stacked set: every mode, and a
+    KL of two layers of multinomial noise (the set's, the draws'), each about (1000 - 1) / (2 x 26000)."""
+    model = AdversarialModule(data_shape=(3, 8, 8), z_dim=8, generator={"arch": "dcgan", "width": 8})
+    trainer = bare_trainer(1, default_root_dir=tmp_path)
+    dm = _stacked(mnist_root, size=26_000, batch_size=32)
+    trainer.fit(model, dm)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    out = tmp_path / "real.json"
+    args = ["--ckpt_path", str(tmp_path / "model.ckpt"), "--metrics", "modes", "--batch_size", "1000", "--real"]
+    assert evaluate.main([*args, "--mode_classifier_path", str(classifier), "--json", str(out)]) == 0
+    real = json.loads(out.read_text())
+    floor = (1000 - 1) / (2 * 26_000)
+    assert real["modes"] == 1000
+    assert floor < real["reverse_kl"] < 3 * floor
+    _, confidence = ChannelDigits(classifier).read(dm.reference)  # the classifier on the whole set, no draws
+    assert real["digit_confidence"] == pytest.approx(float(confidence.mean()), abs=0.005)
+
+
 def test_modes_on_other_image_data_and_a_missing_classifier_are_one_line_errors(tmp_path, monkeypatch, mnist_root):
     evaluator = ImageEvaluator(MetricSettings(metrics=["modes"]))
     with pytest.raises(ValueError, match=r"^metrics.metrics=\['modes'\] has nothing to compute for digits data; "):

@@ -21,10 +21,10 @@ NAME = "evaluate"
 HELP = "compute FID/IS/KID/PR/density-coverage (images), Stacked MNIST modes, or mode metrics + EMD (2D)"
 
 
-def _table(results: dict[str, float], protocol: dict) -> str:
+def _table(results: dict[str, float], protocol: dict, drawn: str = "generated") -> str:
     width = max(len(k) for k in results)
     lines = [f"{k:<{width}}  {v:.6g}" for k, v in results.items()]
-    about = f"{protocol['num_fake']} generated vs {protocol['num_real']} real"
+    about = f"{protocol['num_fake']} {drawn} vs {protocol['num_real']} real"
     about += f" ({protocol['dataset']} {protocol['real_split']} split)"
     if "extractor" in protocol:
         about += f", features: {protocol['extractor']} [{protocol['extractor_weights']}]"
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     from gan_modules.checkpoints import load_datamodule, load_module, read_checkpoint
     from gan_modules.metrics.collective import SingleProcess
     from gan_modules.metrics.extractors import EXTRACTORS, MissingWeightsError
-    from gan_modules.metrics.suite import ALL_METRICS, MetricSettings, build_evaluator
+    from gan_modules.metrics.suite import ALL_METRICS, MetricSettings, RealData, build_evaluator
     from gan_modules.paths import check_output_file, write_json
 
     parser = argparse.ArgumentParser(prog=f"gan-lab {NAME}", description=HELP)
@@ -72,6 +72,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cache_dir", default=None, help="real-feature cache (default $GAN_LAB_CACHE/stats)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="score draws of the checkpoint's training data in place of its generator: each metric's floor",
+    )
     args = parser.parse_args(argv)
     for flag, value in (("--num", args.num), ("--num_real", args.num_real)):
         if value is not None and value < 2:
@@ -99,14 +104,14 @@ def main(argv: list[str]) -> int:
                 f"--extractor={args.extractor!r} is invalid for a checkpoint of 2D points (their metrics use no "
                 "features); allowed: no --extractor"
             )
-        module = load_module(args.ckpt_path).to(device)
+        module = RealData(dm) if args.real else load_module(args.ckpt_path).to(device)
         evaluator = build_evaluator(dm.kind, settings, device)
         results = evaluator.evaluate(module, dm, SingleProcess())
     except (MissingWeightsError, MissingDataError, FileNotFoundError, ValueError) as err:
         print(f"gan-lab {NAME}: error: {err}", file=sys.stderr)
         return 2
     protocol = evaluator.protocol(dm, module)
-    print(_table(results, protocol))
+    print(_table(results, protocol, "real draws" if args.real else "generated"))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {

@@ -122,6 +122,26 @@ def generated_samples(module: Any, num: int, batch_size: int, seed: int) -> Tens
     )
 
 
+class RealData:
+    """The training data in place of a generator (`gan-lab evaluate --real`): each evaluation chunk is
+    a seeded draw, with replacement, of the data's rows, i.e. samples of a generator that had learnt
+    the data exactly. Its scores are the floor of each metric under the same protocol (Stacked MNIST:
+    the KL of multinomial noise and of the classifier's errors; FID: that of a finite sample)."""
+
+    num_classes = 0  # scored unconditionally: the data's rows come without asked-for classes
+    generator_ema = None
+    protocol_name = "real data (draws with replacement of the training data)"
+    SEED_OFFSET = 7_919  # keeps the draws apart from the real sample drawn with the same --seed
+
+    def __init__(self, dm: GANDataModule) -> None:
+        self.dm = dm
+
+    def sample(self, n: int, seed: int, batch_size: int | None = None) -> Tensor:
+        rows = self.dm.reference
+        gen = torch.Generator().manual_seed(seed + self.SEED_OFFSET)
+        return self.dm.decode(rows[torch.randint(len(rows), (n,), generator=gen)])
+
+
 class Evaluator:
     """Base: settings, the data protocol, and `evaluate(module, datamodule, coll)` -> {name: value}."""
 
@@ -157,7 +177,8 @@ class Evaluator:
             "seed": self.settings.seed,
         }
         if module is not None:
-            out["generator"] = "ema" if getattr(module, "generator_ema", None) is not None else "generator"
+            ema = getattr(module, "generator_ema", None) is not None
+            out["generator"] = getattr(module, "protocol_name", "ema" if ema else "generator")
         return out
 
     def evaluate(self, module: Any, dm: GANDataModule, coll: Collective) -> dict[str, float]:
