@@ -186,7 +186,7 @@ def test_callback_and_gan_lab_evaluate_report_the_modes_of_the_generated_samples
 
 
 def test_evaluate_real_reads_draws_of_the_stacked_set_as_all_modes_at_the_sampling_floor(
-    mnist_root, classifier, tmp_path
+    mnist_root, classifier, tmp_path, capsys
 ):
     """--real scores 26,000 draws (with replacement) of a 26,000-image stacked set: every mode, and a
     KL of two layers of multinomial noise (the set's, the draws'), each about (1000 - 1) / (2 x 26000)."""
@@ -202,6 +202,7 @@ def test_evaluate_real_reads_draws_of_the_stacked_set_as_all_modes_at_the_sampli
     floor = (1000 - 1) / (2 * 26_000)
     assert real["modes"] == 1000
     assert floor < real["reverse_kl"] < 3 * floor
+    assert capsys.readouterr().out.startswith("26000 real draws (stacked_mnist test split)\n")
     _, confidence = ChannelDigits(classifier).read(dm.reference)  # the classifier on the whole set, no draws
     assert real["digit_confidence"] == pytest.approx(float(confidence.mean()), abs=0.005)
 

@@ -24,7 +24,10 @@ HELP = "compute FID/IS/KID/PR/density-coverage (images), Stacked MNIST modes, or
 def _table(results: dict[str, float], protocol: dict, drawn: str = "generated") -> str:
     width = max(len(k) for k in results)
     lines = [f"{k:<{width}}  {v:.6g}" for k, v in results.items()]
-    about = f"{protocol['num_fake']} {drawn} vs {protocol['num_real']} real"
+    if protocol.get("metrics") == ["modes"]:  # Stacked MNIST modes alone read their own sample count, no real set
+        about = f"{protocol['mode_samples']} {drawn}"
+    else:
+        about = f"{protocol['num_fake']} {drawn} vs {protocol['num_real']} real"
     about += f" ({protocol['dataset']} {protocol['real_split']} split)"
     if "extractor" in protocol:
         about += f", features: {protocol['extractor']} [{protocol['extractor_weights']}]"
