@@ -102,6 +102,19 @@ def test_image_checkpoint_metrics_equal_torch_fidelity(digits_ckpt, tmp_path):
     assert payload["protocol"]["extractor"] == name and payload["protocol"]["kid_subset_size"] == 60
 
 
+def test_real_image_draws_are_rows_of_the_reference_so_their_precision_is_one(digits_ckpt, tmp_path):
+    """Every draw is one of the 1,797 real digits, so its feature lies inside its own k-NN ball: precision
+    is exactly 1 (Kynkaanniemi et al. 2019), while the generator of 3 iterations scores far below."""
+    name = extractor_fixtures.register()
+    args = ["--ckpt_path", str(digits_ckpt), "--extractor", name, "--num", "200", "--num_real", "1797"]
+    args += ["--metrics", "pr", "--cache_dir", str(tmp_path)]
+    assert evaluate.main([*args, "--real", "--json", str(tmp_path / "real.json")]) == 0
+    assert evaluate.main([*args, "--json", str(tmp_path / "fake.json")]) == 0
+    real, fake = (json.loads((tmp_path / f"{w}.json").read_text()) for w in ("real", "fake"))
+    assert real["precision"] == 1.0 and real["protocol"]["num_real"] == 1797
+    assert fake["precision"] < 0.5
+
+
 def test_offline_inception_is_a_one_line_error_not_a_traceback(digits_ckpt, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert evaluate.main(["--ckpt_path", str(digits_ckpt), "--num", "20"]) == 2
