@@ -64,7 +64,7 @@ def test_real_scores_draws_of_the_data_at_the_analytic_floor(toy_ckpt, tmp_path,
     assert real["modes"] == 8
     assert real["hq_pct"] == pytest.approx(100 * (1 - math.exp(-4.5)), abs=1.2)  # sd of the estimate ~0.35
     assert real["reverse_kl"] < 0.02  # multinomial noise only: about (8 - 1) / (2 x 2500) per draw
-    assert real["protocol"]["generator"] == RealData.protocol_name
+    assert real["protocol"]["generator"] == RealData.protocol_name and real["step"] is None
     assert "2500 real draws vs 1500 real (ring8 train split)" in capsys.readouterr().out
     assert evaluate.main(["--ckpt_path", str(toy_ckpt), "--json", str(tmp_path / "fake.json")]) == 0
     assert real["emd"] < 0.1 * json.loads((tmp_path / "fake.json").read_text())["emd"]

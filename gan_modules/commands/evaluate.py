@@ -121,7 +121,7 @@ def main(argv: list[str]) -> int:
             **json_safe(results),
             "protocol": protocol,
             "ckpt_path": str(args.ckpt_path),
-            "step": checkpoint.get("global_step"),
+            "step": None if args.real else checkpoint.get("global_step"),  # --real scores no generator
         }
         write_json(out, payload)
         print(f"gan-lab {NAME}: wrote {out}")
