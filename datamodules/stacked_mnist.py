@@ -14,7 +14,14 @@ import torch
 from datamodules.images import ImageDataModule, TorchvisionDataModule
 
 DIGITS_PER_IMAGE = 3
-NUM_MODES = 10**DIGITS_PER_IMAGE
+DIGIT_CLASSES = 10
+NUM_MODES = DIGIT_CLASSES**DIGITS_PER_IMAGE
+
+
+def mode_ids(digits: torch.Tensor) -> torch.Tensor:
+    """(N, C) per-channel digits -> (N,) mode ids, the digits read as a base-10 number (R first)."""
+    powers = DIGIT_CLASSES ** torch.arange(digits.shape[1] - 1, -1, -1, device=digits.device)
+    return (digits.long() * powers).sum(1)
 
 
 class StackedMNISTDataModule(ImageDataModule):
@@ -28,6 +35,7 @@ class StackedMNISTDataModule(ImageDataModule):
     native_size = 28
     channels = DIGITS_PER_IMAGE
     num_modes = NUM_MODES
+    num_classes = NUM_MODES  # a row's label is its mode (`mode_ids` of its three digits' labels)
 
     def __init__(
         self,
@@ -59,3 +67,7 @@ class StackedMNISTDataModule(ImageDataModule):
     def load(self) -> torch.Tensor:
         digits = self.digits.stored[:, 0]  # (N, H, W) uint8 at image_size
         return digits[self.triples(len(digits))]  # (size, 3, H, W)
+
+    def load_labels(self) -> torch.Tensor:
+        labels = self.digits.stored_labels
+        return mode_ids(labels[self.triples(len(labels))])

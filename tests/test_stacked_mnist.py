@@ -141,6 +141,15 @@ def test_the_stacked_set_is_seeded_and_served_by_the_resumable_stream(mnist_root
     resumed = GlobalBatchStream(dm.stored, 64, dm.seed, start=3, decode=dm.decode)
     assert torch.equal(next(iter(resumed)), first_five[3])
     assert first_five[0].min() >= -1 and first_five[0].max() <= 1
+    # a row's label is its mode: each channel's image is a digit image of the label's digit there
+    digit_images = _stacked(mnist_root).digits
+    labels_of = {}
+    for image, label in zip(digit_images.stored[:, 0], digit_images.stored_labels.tolist(), strict=True):
+        labels_of.setdefault(image.numpy().tobytes(), set()).add(label)
+    assert dm.num_classes == 1000 and dm.stored_labels.shape == (500,)
+    for row, mode in zip(dm.stored, dm.stored_labels.tolist(), strict=True):
+        for channel, digit in enumerate((mode // 100, mode // 10 % 10, mode % 10)):
+            assert digit in labels_of[row[channel].numpy().tobytes()]
 
 
 def test_missing_mnist_files_and_a_bad_size_are_one_line_errors(tmp_path):

@@ -19,17 +19,11 @@ from pathlib import Path
 
 import torch
 
+from datamodules.stacked_mnist import DIGIT_CLASSES, mode_ids
 from gan_modules.metrics.classifier import classifier_fingerprint, load_classifier, to_classifier_input
 from gan_modules.metrics.scores import kl_to_uniform, top_class_probability
 
 NUM_SAMPLES = 26_000  # PacGAN Table 2
-DIGIT_CLASSES = 10
-
-
-def mode_ids(digits: torch.Tensor) -> torch.Tensor:
-    """(N, C) per-channel digits -> (N,) mode ids, the digits read as a base-10 number (R first)."""
-    powers = DIGIT_CLASSES ** torch.arange(digits.shape[1] - 1, -1, -1, device=digits.device)
-    return (digits.long() * powers).sum(1)
 
 
 def stacked_mode_metrics(digits: torch.Tensor, confidence: torch.Tensor | None = None) -> dict[str, float]:

@@ -16,6 +16,7 @@ import gzip
 import struct
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torch_fidelity
@@ -149,10 +150,14 @@ def digits_classifier(folder: Path, epochs: int = 4) -> Path:
 
 
 def digits_as_mnist(root: Path) -> Path:
-    """`root`/MNIST/raw/t10k-images-idx3-ubyte.gz holding the bundled digits (8x8), in file order."""
+    """`root`/MNIST/raw/t10k-{images-idx3,labels-idx1}-ubyte.gz holding the bundled digits (8x8) and
+    their labels, in file order."""
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    images = DigitsDataModule().stored[:, 0].numpy()
+    dm = DigitsDataModule()
+    images, labels = dm.stored[:, 0].numpy(), dm.stored_labels.numpy().astype(np.uint8)
     with gzip.open(raw / "t10k-images-idx3-ubyte.gz", "wb") as handle:
         handle.write(struct.pack(">IIII", 2051, *images.shape) + images.tobytes())
+    with gzip.open(raw / "t10k-labels-idx1-ubyte.gz", "wb") as handle:
+        handle.write(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
     return root
