@@ -15,6 +15,12 @@ row: the critic step's fakes take the labels of its real batch, so the loss and 
 see one label per row, and the generator step draws its labels uniformly from the global draw
 stream. Losses, regularisers and generator terms read the critic with those labels bound
 (`LabelledCritic`), so they stay functions of a critic of one input.
+
+A self-conditioned GAN (`self_conditioning`; Liu et al. 2020) trains the same conditional nets on
+unlabelled data: a real row's label is its cluster of the critic's features
+(`gan_modules.self_conditioning`), the generator's labels are drawn from the clusters' sizes, and
+to everything outside the module (metrics, grids, `gan-lab sample`) it is an unconditional
+generator, the mixture over that prior.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from gan_modules.nets.conditional import LabelledCritic, uniform_labels
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 from gan_modules.objective import Logs, resolve_objective
 from gan_modules.registry import Spec
+from gan_modules.self_conditioning import ClusterLabels
 
 # Standing statistics of an EMA generator with BatchNorm ("standing statistics", Brock et al. 2019):
 # 16 x 256 noise draws (not from a paper: under a second for the nets here), from their own seed.
 STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE, STANDING_STATS_SEED_OFFSET = 16, 256, 7919
 VALIDATION_SEED_OFFSET = 104729  # validation's own noise stream, apart from training's
+CLUSTER_LABEL_SEED_OFFSET = 15485863  # a self-conditioned generator's sampled labels, apart from its noise
 WARMUP_CRITIC_STEPS = 100  # WGAN reference code: 100 critic steps for the first 25 G iterations and every 500th
 
 
@@ -80,6 +88,10 @@ class AdversarialModule(L.LightningModule):
         label_input: a conditional generator also takes the one-hot label beside its noise (AC-GAN's
             generator input; `gan_modules.nets.conditional.LabelInput`), not only through its
             conditional BatchNorm.
+        self_conditioning: ``{clusters: k, images: n, every: r}`` makes the GAN self-conditioned
+            (module docstring): k-means of the critic's features of n real images into k classes, at
+            the start and every r generator iterations (Liu et al. 2020; their Stacked MNIST setting
+            is k 100, n 25,000, r 25,000). Unlabelled data; the critic conditions by projection.
         data_shape: filled in from the datamodule by the CLI.
         z_prior: the generator's noise, "normal" N(0, I) or "uniform" U[-1, 1)^z_dim (Goodfellow et
             al. 2014's code; DCGAN). A bounded prior puts less mass where the generator must cross
@@ -120,6 +132,7 @@ class AdversarialModule(L.LightningModule):
         data_classes: int = 0,
         conditioning: Literal["projection", "auxiliary_classifier"] = "projection",
         label_input: bool = False,
+        self_conditioning: dict[str, int] | None = None,
         data_shape: tuple[int, ...] = (2,),
         z_dim: int = 64,
         z_prior: Literal["normal", "uniform"] = "normal",
@@ -200,20 +213,26 @@ class AdversarialModule(L.LightningModule):
             f"0 with model.loss={loss!r} (only a loss with a critic-only form, e.g. ebgan, pretrains)",
         )
         self._check_conditioning(conditioning)
+        clusters = self._check_self_conditioning(self_conditioning, num_classes, conditioning, critic)
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
         self.z_dim, self.n_critic, self.g_batch_size = z_dim, n_critic, g_batch_size
         self.iterations_per_batch = iterations_per_batch
         self.num_classes = num_classes  # read by the datamodule: it then streams labels with the rows
+        self.net_classes = num_classes or clusters  # the classes the nets are conditioned on
         self.z_draw = Z_PRIORS[z_prior]
-        self.generator = build_generator(generator, z_dim, self.data_shape, num_classes, label_input)
-        self.critic = build_critic(critic, self.data_shape, num_classes, conditioning)
+        self.generator = build_generator(generator, z_dim, self.data_shape, self.net_classes, label_input)
+        self.critic = build_critic(critic, self.data_shape, self.net_classes, conditioning)
         if self.objective.constraint.wrap is not None:
             self.critic = self.objective.constraint.wrap(self.critic)
         if diffaugment.parse_policy(augment):
             self._check_augment(augment)
             self.critic = diffaugment.AugmentedCritic(self.critic, augment, self.augment_draws)
         self._project_critic()
+        self.clusters: ClusterLabels | None = None
+        if clusters:
+            base = self.unaugmented_critic
+            self.clusters = ClusterLabels(clusters, self_conditioning["images"], base, base.feature_dim)
         self.generator_ema: nn.Module | None = None
         if ema_decay is not None:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -262,6 +281,71 @@ class AdversarialModule(L.LightningModule):
             conditioning,
             "projection without model.regularizers auxiliary_classifier (it trains the classifier head)",
         )
+
+    @staticmethod
+    def _check_self_conditioning(
+        spec: dict[str, int] | None, num_classes: int, conditioning: str, critic: dict[str, Any]
+    ) -> int:
+        """The clusters of a valid `self_conditioning` (0: none)."""
+        if spec is None:
+            return 0
+        keys = {"clusters", "images", "every"}
+        if set(spec) != keys or not all(isinstance(v, int) and not isinstance(v, bool) for v in spec.values()):
+            raise ValueError(
+                f"model.self_conditioning={spec!r} is invalid; allowed: null or {{clusters: k >= 2, images: n >= k, "
+                "every: r >= 1}} (integers)"
+            )
+        _check(spec["clusters"] >= 2, "model.self_conditioning.clusters", spec["clusters"], "an integer >= 2")
+        _check(
+            spec["images"] >= spec["clusters"],
+            "model.self_conditioning.images",
+            spec["images"],
+            f"an integer >= clusters ({spec['clusters']})",
+        )
+        _check(spec["every"] >= 1, "model.self_conditioning.every", spec["every"], "an integer >= 1")
+        _check(
+            num_classes == 0,
+            "model.num_classes",
+            num_classes,
+            "0 with model.self_conditioning (the clusters are the classes)",
+        )
+        _check(
+            conditioning == "projection",
+            "model.conditioning",
+            conditioning,
+            "projection with model.self_conditioning (the clusters train no classifier head)",
+        )
+        _check(
+            critic.get("pack", 1) == 1,
+            "model.critic.pack",
+            critic.get("pack"),
+            "1 with model.self_conditioning (a pack would mix the labels of its samples)",
+        )
+        return spec["clusters"]
+
+    @property
+    def unaugmented_critic(self) -> nn.Module:
+        """The critic as evaluation reads it: without DiffAugment's wrapper or torch.compile's."""
+        critic = self.penalty_critic
+        return critic.inner if isinstance(critic, diffaugment.AugmentedCritic) else critic
+
+    def recluster(self) -> None:
+        """Self-conditioning: cluster the fixed real images in the critic's current features."""
+        assert self.clusters is not None
+        spec, seed = self.hparams.self_conditioning, self.hparams.seed
+        dm = self.trainer.datamodule
+        if not hasattr(dm, "real_samples"):
+            raise ValueError(
+                f"model.self_conditioning is invalid with data {type(dm).__name__}; allowed: a gan-lab datamodule "
+                "(the clusters are of its real_samples)"
+            )
+        images = dm.real_samples(spec["images"], seed=seed)
+        self.clusters.fit(self.unaugmented_critic, images, seed=seed + self.global_step)
+
+    def on_fit_start(self) -> None:
+        """The first clustering, before any callback samples (a resumed fit restored its clusters)."""
+        if self.clusters is not None and not self.clusters.fitted:
+            self.recluster()
 
     def _project_critic(self) -> None:
         if self.objective.constraint.project is not None:
@@ -335,14 +419,19 @@ class AdversarialModule(L.LightningModule):
         """Training noise from the global draw stream."""
         return self._draw(self.z_draw, (n, self.z_dim))
 
+    def draw_labels(self, n: int, generator: torch.Generator) -> Tensor:
+        """n labels for the generator: uniform over the classes, or from the clusters' sizes."""
+        if self.clusters is not None:
+            return self.clusters.draw(n, generator)
+        return uniform_labels(self.num_classes, n, generator)
+
     def generator_labels(self, n: int) -> Tensor | None:
-        """A generator step's labels, uniform over the classes, from the global draw stream (None:
-        unconditional)."""
-        if not self.num_classes:
+        """A generator step's labels (`draw_labels`) from the global draw stream (None: unconditional)."""
+        if not self.net_classes:
             return None
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        make = lambda m, gen: {"y": uniform_labels(self.num_classes, m, gen)}  # noqa: E731
+        make = lambda m, gen: {"y": self.draw_labels(m, gen)}  # noqa: E731
         return self.draws.draw_many(make, n, rank, world)["y"].to(self.device)
 
     @staticmethod
@@ -381,7 +470,8 @@ class AdversarialModule(L.LightningModule):
 
         With `seed` the noise is reproducible; without, the fixed evaluation noise is used
         (n <= num_fixed_samples). A conditional generator samples `labels`, by default
-        `arange(n) % num_classes`, so every class appears (in fixed grids: in the same places).
+        `arange(n) % num_classes`, so every class appears (in fixed grids: in the same places). A
+        self-conditioned generator draws its own labels from the clusters' sizes, seeded like the noise.
         """
         if seed is None:
             z = self.fixed_noise[:n]
@@ -402,6 +492,9 @@ class AdversarialModule(L.LightningModule):
                     f"{len(z)} samples with model.num_classes={self.num_classes}; allowed: {len(z)} labels in "
                     "0 .. num_classes - 1 (a conditional model only)"
                 )
+        if self.clusters is not None:
+            seed = self.hparams.seed if seed is None else seed
+            labels = self.clusters.draw(len(z), torch.Generator().manual_seed(seed + CLUSTER_LABEL_SEED_OFFSET))
         net = self.sampler
         was_training = net.training
         net.eval()
@@ -452,6 +545,8 @@ class AdversarialModule(L.LightningModule):
             self.critic_update(pretrain(self.critic(real)))
             return
         g_opt = self.optimizers()[1]
+        if self.clusters is not None:  # self-conditioned: each row's cluster is its label
+            labels = self.clusters(real)
         with torch.no_grad():  # the critic step needs no graph through the generator (BatchNorm still updates)
             fake = self.generate(self.generator, self.noise(len(real)), labels)
         d_loss, d_logs = self.critic_loss(real, fake, labels)
@@ -482,6 +577,8 @@ class AdversarialModule(L.LightningModule):
         self._broadcast_buffers()
         for scheduler in self.lr_schedulers() or []:
             scheduler.step()
+        if self.clusters is not None and self.global_step % self.hparams.self_conditioning["every"] == 0:
+            self.recluster()
         logs = {"train/critic_loss": d_loss, "train/generator_loss": g_loss, **d_logs, **self._lazy_logs, **g_logs}
         self.log_metrics(logs)
 
@@ -521,9 +618,9 @@ class AdversarialModule(L.LightningModule):
         without BatchNorm. Recomputed at most once per generator iteration that is sampled."""
         gen = torch.Generator().manual_seed(self.hparams.seed + STANDING_STATS_SEED_OFFSET)
 
-        def inputs(n: int) -> tuple[Tensor, ...]:  # noise, and uniform labels for a conditional generator
+        def inputs(n: int) -> tuple[Tensor, ...]:  # noise, and labels (`draw_labels`) for a conditional generator
             z = draw(self.z_draw, (n, self.z_dim), gen).to(self.device)
-            return (z,) if not self.num_classes else (z, uniform_labels(self.num_classes, n, gen).to(self.device))
+            return (z,) if not self.net_classes else (z, self.draw_labels(n, gen).to(self.device))
 
         recompute_batchnorm_stats(self.generator_ema, inputs, STANDING_STATS_BATCHES, STANDING_STATS_BATCH_SIZE)
         self._ema_stats_stale = False
@@ -587,6 +684,8 @@ class AdversarialModule(L.LightningModule):
         own stream per batch, so turning validation on leaves the training run unchanged. A conditional
         model generates the real rows' labels and scores both at them."""
         ((real, labels),) = self.real_batches(batch)
+        if self.clusters is not None:
+            labels = self.clusters(real)
         trainer = self._trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         stream = GlobalDraws(self.hparams.seed + VALIDATION_SEED_OFFSET + batch_idx)
@@ -667,11 +766,21 @@ class AdversarialModule(L.LightningModule):
             )
 
     def check_data(self, datamodule: L.LightningDataModule) -> None:
-        """A conditional model needs data with exactly its number of classes (the CLI calls this
-        before training, and so does `check_trainer` once the trainer holds the data)."""
+        """A conditional model needs data with exactly its number of classes, a self-conditioned one
+        at least as many rows as it clusters (the CLI calls this before training, and so does
+        `check_trainer` once the trainer holds the data)."""
         k, classes = self.num_classes, getattr(datamodule, "num_classes", 0)
+        name = getattr(datamodule, "name", type(datamodule).__name__)
+        spec = self.hparams.self_conditioning
+        if spec is not None:
+            rows = len(datamodule.reference) if hasattr(datamodule, "reference") else 0
+            _check(
+                spec["images"] <= rows,
+                "model.self_conditioning.images",
+                spec["images"],
+                f"an integer <= {rows}, the rows of data {name!r}",
+            )
         if k and k != classes:
-            name = getattr(datamodule, "name", type(datamodule).__name__)
             has = f"has {classes} classes" if classes else "has no labels"
             allowed = f"{classes} (or 0: unconditional)" if classes else "0 (unconditional)"
             raise ValueError(f"model.num_classes={k} is invalid with data {name!r}, which {has}; allowed: {allowed}")

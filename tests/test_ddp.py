@@ -32,6 +32,11 @@ OBJECTIVES = {
     # class-conditional WGAN-GP on ring8's 8 mixture components: labels travel with the stream's rows,
     # the generator step's labels come from the global draws, the penalty holds each row's label fixed
     "conditional": {**WGAN_GP, "num_classes": 8},
+    # self-conditioned WGAN-GP: each rank labels its half batch with the clusters, reclustered at
+    # iterations 2 and 4 from the same images in the all-reduced critic's features; the generator's
+    # labels are global draws from the clusters' sizes (a hinge loss would do as well, but on 8
+    # points one sample at its kink turns a last-bit difference into a different gradient)
+    "self_conditioned": {**WGAN_GP, "self_conditioning": {"clusters": 4, "images": 64, "every": 2}},
     # DiffAugment on every critic input, the penalty's interpolates included; its draws are global-batch draws
     "diffaugment": {**WGAN_GP, "augment": "color,translation,cutout"},
 }
@@ -78,10 +83,12 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1", "conditional", "diffaugment"])
+@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1", "conditional", "self_conditioned", "diffaugment"])
 def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, objective):
     # WGAN-GP's generator steps take 12 fakes (6 per rank), not the real batch's 8
-    config = ddp_config(tmp_path, objective, g_batch_size=12 if objective in ("wgan_gp", "conditional") else None)
+    config = ddp_config(
+        tmp_path, objective, g_batch_size=12 if objective in ("wgan_gp", "conditional", "self_conditioned") else None
+    )
     monkeypatch.syspath_prepend(str(SCRIPTS))
 
     one = tmp_path / "one"
