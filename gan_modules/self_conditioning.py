@@ -37,12 +37,16 @@ class ClusterLabels(nn.Module):
         self.clusters = clusters
         self.critic = self._frozen(critic)
         self.register_buffer("centers", torch.zeros(clusters, feature_dim))
-        self.register_buffer("sizes", torch.zeros(clusters))  # images per cluster: the label prior
         self.register_buffer("assigned", torch.full((images,), -1, dtype=torch.long))  # -1: not clustered yet
 
     @staticmethod
     def _frozen(critic: nn.Module) -> nn.Module:
         return copy.deepcopy(critic).requires_grad_(False).eval()
+
+    @property
+    def sizes(self) -> Tensor:
+        """Images per cluster: the label prior."""
+        return torch.bincount(self.assigned, minlength=self.clusters).float()
 
     @property
     def fitted(self) -> bool:
@@ -88,7 +92,6 @@ class ClusterLabels(nn.Module):
         centers[names] = kmeans.cluster_centers_
         self.centers.copy_(torch.as_tensor(centers))
         self.assigned.copy_(labels)
-        self.sizes.copy_(torch.bincount(labels, minlength=self.clusters))
 
     def _old_cluster_means(self, points: np.ndarray, previous: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The new features' mean over each old cluster; an empty one starts at a random point."""

@@ -98,7 +98,7 @@ def test_reclustering_in_moved_features_keeps_every_cluster_its_name_and_its_poi
 
 def test_drawn_labels_follow_the_cluster_sizes():
     clusters = ClusterLabels(3, 4, _identity(), feature_dim=2)
-    clusters.sizes.copy_(torch.tensor([1.0, 0.0, 3.0]))
+    clusters.assigned.copy_(torch.tensor([2, 0, 2, 2]))  # sizes 1, 0, 3
     labels = clusters.draw(40_000, torch.Generator().manual_seed(0))
     share = torch.bincount(labels, minlength=3) / 40_000
     assert share[1] == 0  # an empty cluster is never asked for
