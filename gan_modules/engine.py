@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_modules import augment as diffaugment
+from gan_modules import losses
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.conditional import LabelledCritic, uniform_labels
@@ -99,6 +100,10 @@ class AdversarialModule(L.LightningModule):
         n_critic: critic steps per generator step, each on a fresh real batch.
         g_batch_size: fakes in each generator step, counted over all ranks like `data.batch_size`
             (null: the real batch's size; BigGAN-PyTorch's `G_batch_size`).
+        top_k: {gamma, nu, every}: top-k generator updates (Sinha et al. 2020): the loss's generator
+            term reads only the k fakes of the global batch the critic rates most realistic, k
+            annealed from the batch by gamma every `every` iterations down to the fraction nu
+            (`losses.top_k_size`; their epoch is the data's size over the batch in iterations).
         optimizer, lr_g, lr_d, betas: separate learning rates give TTUR (Heusel et al. 2017).
         lr_decay: "linear" decays both learning rates to 0 over `trainer.max_steps` generator
             iterations (WGAN-GP and SNGAN CIFAR setups).
@@ -138,6 +143,7 @@ class AdversarialModule(L.LightningModule):
         z_prior: Literal["normal", "uniform"] = "normal",
         n_critic: int = 1,
         g_batch_size: int | None = None,
+        top_k: dict[str, int | float] | None = None,
         optimizer: Literal["adam", "rmsprop", "sgd"] = "adam",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
@@ -213,6 +219,7 @@ class AdversarialModule(L.LightningModule):
             f"0 with model.loss={loss!r} (only a loss with a critic-only form, e.g. ebgan, pretrains)",
         )
         self._check_conditioning(conditioning)
+        self._check_top_k(top_k, generator_adversarial_weight)
         clusters = self._check_self_conditioning(self_conditioning, num_classes, conditioning, critic)
         self.save_hyperparameters()
         self.hparams.update(generator=generator, critic=critic)
@@ -280,6 +287,28 @@ class AdversarialModule(L.LightningModule):
             "model.conditioning",
             conditioning,
             "projection without model.regularizers auxiliary_classifier (it trains the classifier head)",
+        )
+
+    @staticmethod
+    def _check_top_k(spec: dict[str, int | float] | None, adversarial_weight: float) -> None:
+        if spec is None:
+            return
+        if set(spec) != {"gamma", "nu", "every"} or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values()
+        ):
+            raise ValueError(
+                f"model.top_k={spec!r} is invalid; allowed: null or {{gamma: in (0, 1], nu: in (0, 1], every: "
+                "iterations >= 1}} (Sinha et al. 2020 anneal k once per epoch)"
+            )
+        _check(0 < spec["gamma"] <= 1, "model.top_k.gamma", spec["gamma"], "a float in (0, 1]")
+        _check(0 < spec["nu"] <= 1, "model.top_k.nu", spec["nu"], "a float in (0, 1]")
+        every = spec["every"]
+        _check(isinstance(every, int) and every >= 1, "model.top_k.every", every, "an integer >= 1")
+        _check(
+            adversarial_weight > 0,
+            "model.top_k",
+            spec,
+            "null with model.generator_adversarial_weight=0 (it selects the fakes of the loss's generator term)",
         )
 
     @staticmethod
@@ -391,7 +420,7 @@ class AdversarialModule(L.LightningModule):
         elif weight:
             d_fake = critic(fake)
         if weight:
-            total = self.objective.loss.generator(d_fake)
+            total = self.adversarial_generator_loss(d_fake, logs)
             total = total if weight == 1 else weight * total
         for term in terms:
             value = term.term.fn(critic, fake, real, codes)
@@ -401,6 +430,28 @@ class AdversarialModule(L.LightningModule):
         if total is None:
             raise ValueError("model.generator_adversarial_weight=0 is invalid without model.generator_terms")
         return total, logs
+
+    def adversarial_generator_loss(self, d_fake: Tensor, logs: Logs) -> Tensor:
+        """The loss's generator term; with `top_k`, on the k fakes of the global batch the critic rates
+        most realistic. Each rank weights the mean over its share of the k by share * ranks / k, so
+        DDP's average of the ranks' gradients is that of the mean over the k, as on one process."""
+        spec, loss = self.hparams.top_k, self.objective.loss
+        if spec is None:
+            return loss.generator(d_fake)
+        trainer = self._trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        scores = d_fake.detach()
+        if world > 1:
+            scores = self.all_gather(scores).reshape(-1)  # rank-major: the global batch's order
+        k = losses.top_k_size(len(scores), self.global_step, **spec)
+        logs["train/top_k"] = torch.tensor(float(k))
+        keep = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+        keep[losses.top_k_indices(scores, k, loss.lower_is_real)] = True
+        mine = keep[rank * len(d_fake) : (rank + 1) * len(d_fake)]
+        kept = int(mine.sum())
+        if not kept:  # no gradient from this rank, but every parameter stays in the graph for DDP
+            return 0.0 * d_fake.sum()
+        return loss.generator(d_fake[mine]) * (kept * world / k)
 
     @property
     def penalty_critic(self) -> nn.Module:

@@ -194,6 +194,20 @@ def fgan_generator_loss(fake: Tensor, divergence: FDivergence, alternative: bool
     return -divergence.conjugate_of_activation(fake).mean()
 
 
+# --- Top-k generator updates (Sinha et al. 2020, Algorithm 1) ---------------------------------------
+def top_k_size(batch: int, iteration: int, gamma: float, nu: float, every: int) -> int:
+    """k = B * max(gamma^e, nu) after e = iteration // every annealing periods, at least 1: k starts
+    at the whole batch and shrinks by gamma every epoch, down to the fraction nu of it."""
+    return max(1, int(batch * max(gamma ** (iteration // every), nu)))
+
+
+def top_k_indices(scores: Tensor, k: int, lower_is_real: bool = False) -> Tensor:
+    """The k fakes the critic rates most realistic: the highest scores, or the lowest where realistic
+    inputs score low (energies, learned losses). Only their gradients reach the generator, because a
+    critic's gradient at its worst-rated samples can push them away from the nearest mode."""
+    return torch.topk(scores, k, largest=not lower_is_real, sorted=False).indices
+
+
 # --- Feature matching (Salimans et al. 2016, Sec. 3.1) -----------------------------------------------
 def feature_matching_loss(features_real: Tensor, features_fake: Tensor) -> Tensor:
     """||E f(x) - E f(G(z))||_2^2 on the critic's penultimate features."""

@@ -53,6 +53,7 @@ class AdversarialLoss:
     logs: Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Logs] = _no_logs
     critic_arch: str | None = None  # the critic architecture whose outputs the loss reads, if one
     pretrain: Callable[[Tensor], Tensor] | None = None  # a critic-only loss of real outputs
+    lower_is_real: bool = False  # realistic inputs score low (energies, learned losses): read by top-k
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ def ebgan(margin: float = 1.0) -> AdversarialLoss:
         logs=logs,
         critic_arch="autoencoder",
         pretrain=lambda e_real: e_real.mean(),
+        lower_is_real=True,
     )
 
 
@@ -200,7 +202,10 @@ def loss_sensitive(real_weight: float = 1.0, delta_scale: float = 1.0, activatio
         gap = (act(d_fake) - act(d_real)).mean().detach()
         return {"train/margin": losses.l1_margin(real, fake, delta_scale).mean().detach(), "train/loss_gap": gap}
 
-    return AdversarialLoss(critic, lambda d_fake: losses.loss_sensitive_generator_loss(act(d_fake)), logs)
+    def generator(d_fake: Tensor) -> Tensor:
+        return losses.loss_sensitive_generator_loss(act(d_fake))
+
+    return AdversarialLoss(critic, generator, logs, lower_is_real=True)
 
 
 # ---------------------------------------------------------------------------------- regularisers
@@ -387,6 +392,12 @@ def resolve_objective(
                 f"model.regularizers={reg.name} is invalid with model.critic.norm='batch' (BatchNorm couples the "
                 "samples a per-sample gradient penalty needs apart; Gulrajani et al. 2017, Sec. 4); allowed: "
                 "model.critic.norm=none or layer"
+            )
+        if reg.term.per_sample_gradient and critic.get("minibatch_kernels", 0):
+            raise ValueError(
+                f"model.regularizers={reg.name} is invalid with model.critic.minibatch_kernels="
+                f"{critic['minibatch_kernels']} (a score that reads the whole batch has no per-sample gradient, "
+                "as under BatchNorm; Gulrajani et al. 2017, Sec. 4); allowed: model.critic.minibatch_kernels=0"
             )
         dropout = critic.get("dropout", 0.0)
         if reg.term.needs_dropout and max(dropout if isinstance(dropout, (list, tuple)) else [dropout]) <= 0:

@@ -25,7 +25,19 @@ TOL = 1e-5
 
 OBJECTIVES = {
     "wgan_gp": WGAN_GP,  # weight 10: the first critic gradient includes the penalty's double-backward part
-    "sngan": {"loss": "hinge", "regularizers": None, "constraint": "spectral_norm"},
+    # Minibatch discrimination, each sample compared with the global batch (the other rank's kernels
+    # gathered with autograd), and top-k generator updates: all 12 fakes of the global batch in
+    # iterations 0-1, then the 3 the critic rates highest over both ranks' scores (an odd k: the ranks
+    # cannot hold equal shares). Non-saturating, not hinge: the hinge's +-1/B score gradients make some
+    # bias gradients cancel to exactly 0 on one process and to 1e-8 over two ranks, which Adam's first
+    # step, g / (|g| + eps), turns into a step of most of the learning rate.
+    "sn_minibatch_top_k": {
+        "loss": "non_saturating",
+        "regularizers": None,
+        "constraint": "spectral_norm",
+        "critic": {"arch": "mlp", "hidden": [16, 16], "minibatch_kernels": 4},
+        "top_k": {"gamma": 0.25, "nu": 0.25, "every": 2},
+    },
     # lazy R1 (a Dreg phase on every 2nd critic step: 4 of the 8 critic steps), Adam at lr * 2/3, betas ** 2/3
     "lazy_r1": {"loss": "non_saturating", "regularizers": [{"name": "r1", "weight": 1.0, "every": 2}]},
     "ns_gan": {"loss": "non_saturating", "regularizers": None},
@@ -83,11 +95,15 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.parametrize("objective", ["wgan_gp", "sngan", "lazy_r1", "conditional", "self_conditioned", "diffaugment"])
+@pytest.mark.parametrize(
+    "objective", ["wgan_gp", "sn_minibatch_top_k", "lazy_r1", "conditional", "self_conditioned", "diffaugment"]
+)
 def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, objective):
-    # WGAN-GP's generator steps take 12 fakes (6 per rank), not the real batch's 8
+    # WGAN-GP's (and top-k's) generator steps take 12 fakes (6 per rank), not the real batch's 8
     config = ddp_config(
-        tmp_path, objective, g_batch_size=12 if objective in ("wgan_gp", "conditional", "self_conditioned") else None
+        tmp_path,
+        objective,
+        g_batch_size=12 if objective in ("wgan_gp", "sn_minibatch_top_k", "conditional", "self_conditioned") else None,
     )
     monkeypatch.syspath_prepend(str(SCRIPTS))
 

@@ -335,6 +335,10 @@ REFUSED = {  # (module kwargs, the line's start): each names both settings that 
         {"regularizers": [{"name": "gradient_penalty", "weight": 10}], "critic": {**DCGAN, "norm": "batch"}},
         "model.regularizers=gradient_penalty is invalid with model.critic.norm='batch'",
     ),
+    "r1_minibatch_discrimination": (
+        {"regularizers": [{"name": "r1", "weight": 10}], "critic": {"arch": "mlp", "minibatch_kernels": 5}},
+        "model.regularizers=r1 is invalid with model.critic.minibatch_kernels=5",
+    ),
     "consistency_term_without_dropout": (
         {"regularizers": [{"name": "consistency_term", "weight": 2}], "critic": {"arch": "mlp"}},
         "model.critic.dropout=0.0 is invalid with model.regularizers=consistency_term; allowed: a float > 0",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.distributed._functional_collectives import all_gather_single
 
 from gan_modules.nets.conditional import ConditionalBatchNorm, projection, projection_embedding
 
@@ -118,6 +120,13 @@ class MinibatchDiscrimination(nn.Module):
     """Salimans et al. 2016, Sec. 3.2: append, for each sample, its L1-kernel similarity to the batch.
 
     T (A x B x C): o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1), concatenated to the features.
+
+    The batch is the global one: under DDP a training pass (train mode, gradients on, every rank in
+    step) gathers the other ranks' M with torch's differentiable all-gather, so N ranks compute what
+    one process computes on the whole batch, gradients included (`tests/test_ddp.py`). A pass without
+    gradients (a plot on rank 0) compares within its own batch. (`torch.distributed.nn.all_gather`
+    returned wrong gradients here on gloo, torch 2.14: its backward scatters into buffers laid out
+    like the incoming, transposed, gradients.)
     """
 
     def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5) -> None:
@@ -127,8 +136,17 @@ class MinibatchDiscrimination(nn.Module):
         self.out_features = in_features + num_kernels
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim).transpose(0, 1)  # (B, N, C)
+        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)  # (N, B, C)
+        if self.training and _across_ranks():  # rank-major, as the global batch
+            m_all = all_gather_single(m, 0, dist.group.WORLD)
+        else:
+            m_all = m
         # cdist's L1 kernel runs at half the time of broadcasting an (N, N, B, C) difference
-        l1 = torch.cdist(m, m, p=1.0)  # (B, N, N)
+        l1 = torch.cdist(m.transpose(0, 1), m_all.transpose(0, 1), p=1.0)  # (B, N, N_global)
         o = torch.exp(-l1).sum(2).t() - 1.0  # drop the self-similarity exp(0) = 1
         return torch.cat([f, o], dim=1)
+
+
+def _across_ranks() -> bool:
+    """A pass every rank runs in step: gradients on, in a process group of several ranks."""
+    return torch.is_grad_enabled() and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
