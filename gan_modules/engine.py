@@ -102,8 +102,9 @@ class AdversarialModule(L.LightningModule):
             (null: the real batch's size; BigGAN-PyTorch's `G_batch_size`).
         top_k: {gamma, nu, every}: top-k generator updates (Sinha et al. 2020): the loss's generator
             term reads only the k fakes of the global batch the critic rates most realistic, k
-            annealed from the batch by gamma every `every` iterations down to the fraction nu
-            (`losses.top_k_size`; their epoch is the data's size over the batch in iterations).
+            annealed from the batch by gamma every `every` generator iterations down to the fraction
+            nu (`losses.top_k_size`). The paper anneals once per epoch: every = data size /
+            (batch size * n_critic).
         optimizer, lr_g, lr_d, betas: separate learning rates give TTUR (Heusel et al. 2017).
         lr_decay: "linear" decays both learning rates to 0 over `trainer.max_steps` generator
             iterations (WGAN-GP and SNGAN CIFAR setups).
