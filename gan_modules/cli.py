@@ -242,7 +242,7 @@ class GanLabCLI(LightningCLI):
             )
         if isinstance(self.model, AdversarialModule):
             self.model.check_trainer(self.trainer)
-            self.model.check_data(self.datamodule)
+            self.model.check_data(self.datamodule, world)
         check_run_settings(self.config[self.subcommand], self.trainer, self.model)
         try:
             self.datamodule.setup("fit")  # loads the data now, so a missing dataset fails here, in one line

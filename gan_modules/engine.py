@@ -793,7 +793,7 @@ class AdversarialModule(L.LightningModule):
         """
         world = trainer.world_size
         if trainer.datamodule is not None:
-            self.check_data(trainer.datamodule)
+            self.check_data(trainer.datamodule, world)
         if self.hparams.lr_decay == "linear" and (trainer.max_steps is None or trainer.max_steps <= 0):
             raise ValueError(
                 f"model.lr_decay='linear' is invalid with trainer.max_steps={trainer.max_steps}; allowed: "
@@ -817,12 +817,23 @@ class AdversarialModule(L.LightningModule):
                 "allowed: model.fused_adam=false, or a precision without one (32-true, bf16-mixed)"
             )
 
-    def check_data(self, datamodule: L.LightningDataModule) -> None:
+    def check_data(self, datamodule: L.LightningDataModule, world: int = 1) -> None:
         """A conditional model needs data with exactly its number of classes, a self-conditioned one
-        at least as many rows as it clusters (the CLI calls this before training, and so does
-        `check_trainer` once the trainer holds the data)."""
+        at least as many rows as it clusters, a packed critic batches of whole packs on each of the
+        `world` ranks (the CLI calls this before training, and so does `check_trainer` once the
+        trainer holds the data)."""
         k, classes = self.num_classes, getattr(datamodule, "num_classes", 0)
         name = getattr(datamodule, "name", type(datamodule).__name__)
+        pack = self.hparams.critic.get("pack", 1)
+        batches = {"data.batch_size": getattr(datamodule, "batch_size", None), "model.g_batch_size": self.g_batch_size}
+        for key, batch in batches.items():
+            _check(
+                batch is None or (batch // world) % pack == 0,
+                key,
+                batch,
+                f"a multiple of {pack * world} with model.critic.pack={pack} on {world} process(es) (each rank's "
+                "batch is scored in packs)",
+            )
         spec = self.hparams.self_conditioning
         if spec is not None:
             rows = len(datamodule.reference) if hasattr(datamodule, "reference") else 0

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from conftest import fit_yaml, merged
 
 from datamodules import Toy2DDataModule
 from gan_modules import AdversarialModule
+from gan_modules.cli import main
 from gan_modules.constraints import apply_spectral_norm
 from gan_modules.nets import PackedCritic, build_critic
 from gan_modules.trainers import bare_trainer
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 CASES = [
     ({"arch": "mlp", "hidden": [6, 5]}, (2,)),
@@ -72,10 +78,50 @@ def test_a_batch_not_divisible_by_the_pack_is_a_one_line_error_in_a_real_run(tmp
     )
     dm = Toy2DDataModule(size=200, batch_size=33)
     trainer = bare_trainer(2, default_root_dir=tmp_path)
-    with pytest.raises(ValueError, match=r"^a batch of 33 samples cannot be packed in groups of model.critic.pack=2; "):
+    with pytest.raises(
+        ValueError, match=r"^data.batch_size=33 is invalid; allowed: a multiple of 2 with model.critic.pack=2"
+    ):
         trainer.fit(model, dm)
+    assert model.real_batches_consumed == 0  # refused before the first step
     model = AdversarialModule(
         loss="non_saturating", data_shape=(2,), generator={"arch": "mlp", "hidden": [8]}, critic=critic
     )
     bare_trainer(2, default_root_dir=tmp_path).fit(model, Toy2DDataModule(size=200, batch_size=32))
     assert model.critic.inner.body[1].in_features == 4  # the inner critic sees two 2D points at once
+
+
+@pytest.mark.parametrize(
+    ("overrides", "devices", "message"),
+    [
+        ({"data": {"init_args": {"batch_size": 32}}}, 1, "data.batch_size=32 is invalid; allowed: a multiple of 3 "),
+        (
+            {"model": {"init_args": {"g_batch_size": 40}}, "data": {"init_args": {"batch_size": 30}}},
+            1,
+            "model.g_batch_size=40 is invalid; allowed: a multiple of 3 ",
+        ),
+        # 2 ranks of 15: each rank's 15 rows are not whole packs of 2, though the global 30 is
+        ({"data": {"init_args": {"batch_size": 30}}}, 2, "data.batch_size=30 is invalid; allowed: a multiple of 4 "),
+    ],
+)
+def test_the_cli_refuses_batches_of_partial_packs_before_training(tmp_path, capsys, overrides, devices, message):
+    pack = 2 if devices == 2 else 3
+    critic = {"model": {"init_args": {"critic": {"arch": "mlp", "hidden": [16, 16], "pack": pack}}}}
+    config = fit_yaml(tmp_path / "fit.yaml", **merged(critic, overrides))
+    args = ["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")]
+    if devices == 2:
+        args += ["--trainer", str(CONFIGS / "trainer" / "ddp_cpu.yaml")]
+    assert main(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_packed_critic_on_2d_data_trains_and_plots_without_a_contour(tmp_path):
+    """The scatter plot's critic contour scores single points, which a critic of packs of 3 cannot;
+    the plot leaves the contour out (a 100 x 100 grid is not whole packs of 3)."""
+    critic = {"arch": "mlp", "hidden": [16, 16], "pack": 3}
+    config = fit_yaml(
+        tmp_path / "fit.yaml", model={"init_args": {"critic": critic}}, data={"init_args": {"batch_size": 33}}
+    )
+    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "samples" / "step_0000003.png").exists()

@@ -109,9 +109,9 @@ class ImageGrid(L.Callback):
             samples = pl_module.sample()
         if samples.dim() == 2:
             real = trainer.datamodule.real_samples(2000)
-            path = save_scatter(
-                samples, real, pl_module.critic, folder / f"step_{step:07d}.png", f"generator iteration {step}"
-            )
+            # a packed critic scores packs of points, so it has no value at a point to draw
+            critic = pl_module.critic if pl_module.hparams.get("critic", {}).get("pack", 1) == 1 else None
+            path = save_scatter(samples, real, critic, folder / f"step_{step:07d}.png", f"generator iteration {step}")
         else:
             path = save_image_grid(samples, folder / f"step_{step:07d}.png", self.upscale, per_class or None)
         (folder / "latest.png").write_bytes(path.read_bytes())
