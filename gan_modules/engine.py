@@ -299,7 +299,7 @@ class AdversarialModule(L.LightningModule):
         ):
             raise ValueError(
                 f"model.top_k={spec!r} is invalid; allowed: null or {{gamma: in (0, 1], nu: in (0, 1], every: "
-                "iterations >= 1}} (Sinha et al. 2020 anneal k once per epoch)"
+                "iterations >= 1} (Sinha et al. 2020 anneal k once per epoch)"
             )
         _check(0 < spec["gamma"] <= 1, "model.top_k.gamma", spec["gamma"], "a float in (0, 1]")
         _check(0 < spec["nu"] <= 1, "model.top_k.nu", spec["nu"], "a float in (0, 1]")

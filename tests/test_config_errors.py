@@ -77,6 +77,27 @@ CASES = {
         "model.loss=ebgan is invalid with model.critic.arch='mlp'",
         "allowed: model.critic.arch=autoencoder",
     ),
+    "minibatch_kernels": (
+        NS_GAN,
+        None,
+        ["--model.init_args.critic", "{arch: mlp, hidden: [8], minibatch_kernels: -1}"],
+        "model.critic.minibatch_kernels=-1 is invalid",
+        "an integer >= 0",
+    ),
+    "hidden_width": (
+        {},
+        None,
+        ["--model.init_args.generator", "{arch: mlp, hidden: [8, 0]}"],
+        "model.generator.hidden=[8, 0] is invalid",
+        "integers >= 1",
+    ),
+    "dropout": (
+        {},
+        None,
+        ["--model.init_args.critic", "{arch: mlp, hidden: [8], dropout: 1.5}"],
+        "model.critic.dropout=1.5 is invalid",
+        "a float in [0, 1)",
+    ),
     "image_size": (NS_GAN, DIGITS, ["--data.init_args.image_size", "10"], "10x10", "data.image_size"),
     "batch_below_ranks": (
         NS_GAN,

@@ -47,6 +47,27 @@ CRITIC_WRAPPERS = ("pack",)  # critic options of every arch, applied by `build_c
 SET_BY_MODEL = ("z_dim", "data_shape", "num_classes")  # constructor arguments the model fills in
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_dropout(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+
+
+# Sizes the nets share, checked by name so a bad one is named before torch fails on it mid-build
+OPTION_CHECKS: dict[str, tuple[Any, str]] = {
+    "hidden": (lambda v: isinstance(v, (list, tuple)) and all(_is_int(h) and h >= 1 for h in v), "integers >= 1"),
+    "width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "code_dim": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "minibatch_kernels": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: none)"),
+    "dropout": (
+        lambda v: _is_dropout(v) or (isinstance(v, (list, tuple)) and all(_is_dropout(d) for d in v)),
+        "a float in [0, 1), or one per block",
+    ),
+}
+
+
 def _build(
     registry: Registry[nn.Module],
     role: str,
@@ -67,6 +88,9 @@ def _build(
         if key not in accepted:
             allowed = ", ".join(sorted(accepted | set(common) | {"init"}))
             raise ValueError(f"model.{role}.{key} is not an option of the {arch} {role}; allowed: {allowed}")
+        valid, allowed = OPTION_CHECKS.get(key, (None, ""))
+        if valid is not None and not valid(spec[key]):
+            raise ValueError(f"model.{role}.{key}={spec[key]!r} is invalid; allowed: {allowed}")
     return initialise(cls(*args, **spec, **set_by_model), scheme, role)
 
 
