@@ -33,7 +33,10 @@ class GANDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"data.batch_size={batch_size} is invalid; allowed: an integer >= 1")
-        self.save_hyperparameters()
+        # In the checkpoint, not in the loggers' hparams: those are the model's, and Lightning refuses to
+        # merge the two when a key differs (a model seed other than the data seed). Every logger records
+        # the whole resolved config, data included (config.yaml, W&B's run config).
+        self.save_hyperparameters(logger=False)
         self.batch_size = batch_size
         self.seed = seed
         self.num_val_batches = num_val_batches

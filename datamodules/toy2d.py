@@ -64,6 +64,8 @@ class Toy2DDataModule(GANDataModule):
     def __init__(self, dataset: str = "ring8", size: int = 100_000, batch_size: int = 256, seed: int = 0) -> None:
         if dataset not in TOY_DATASETS:
             raise ValueError(f"data.dataset={dataset!r} is unknown; allowed: {', '.join(TOY_DATASETS)}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"data.size={size!r} is invalid; allowed: an integer >= 1")
         super().__init__(batch_size=batch_size, seed=seed)
         self.name = dataset
         self.size = size

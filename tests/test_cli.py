@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import CSV_RUN_LOGGER, fit_yaml
 
-from gan_modules.checkpoints import load_module
+from gan_modules.checkpoints import load_module, read_checkpoint
 from gan_modules.cli import main
 from gan_modules.compose import presets
 
@@ -28,6 +29,26 @@ def test_fit_writes_checkpoints_grids_and_logs_under_the_root(toy_config, tmp_pa
     assert steps == [1, 2, 3, 4, 5, 6]  # logged per generator iteration, not per critic batch
     module = load_module(root / "checkpoints" / "last.ckpt")
     assert module.real_batches_consumed == 12  # n_critic 2 x 6 iterations
+
+
+def test_a_model_seed_other_than_the_data_seed_trains_logs_and_is_kept(tmp_path, monkeypatch):
+    """The draws' seed and the data order's seed are separate settings. The loggers get the model's
+    hyperparameters (Lightning refuses to merge the data's when a key such as `seed` differs); the
+    checkpoint keeps both, and the resolved config beside it holds the data's too."""
+    monkeypatch.chdir(tmp_path)
+    config = fit_yaml(
+        tmp_path / "fit.yaml",
+        trainer={"logger": [CSV_RUN_LOGGER]},
+        model={"init_args": {"seed": 5}},
+        data={"init_args": {"seed": 7}},
+    )
+    assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")]) == 0
+    saved = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert saved["hyper_parameters"]["seed"] == 5 and saved["datamodule_hyper_parameters"]["seed"] == 7
+    (resolved,) = (tmp_path / "run").rglob("config.yaml")  # LightningCLI's, in the logger's folder
+    assert yaml.safe_load(resolved.read_text())["data"]["init_args"]["seed"] == 7
+    (logged,) = (tmp_path / "run").rglob("hparams.yaml")
+    assert yaml.unsafe_load(logged.read_text())["seed"] == 5
 
 
 def test_fit_without_checkpointing_trains_and_writes_no_checkpoint(toy_config, tmp_path):

@@ -98,6 +98,7 @@ CASES = {
         "model.critic.dropout=1.5 is invalid",
         "a float in [0, 1)",
     ),
+    "data_size": (NS_GAN, None, ["--data.init_args.size=-5"], "data.size=-5 is invalid", "an integer >= 1"),
     "image_size": (NS_GAN, DIGITS, ["--data.init_args.image_size", "10"], "10x10", "data.image_size"),
     "batch_below_ranks": (
         NS_GAN,
