@@ -125,8 +125,7 @@ class MinibatchDiscrimination(nn.Module):
     step) gathers the other ranks' M with torch's differentiable all-gather, so N ranks compute what
     one process computes on the whole batch, gradients included (`tests/test_ddp.py`). A pass without
     gradients (a plot on rank 0) compares within its own batch. (`torch.distributed.nn.all_gather`
-    returned wrong gradients here on gloo, torch 2.14: its backward scatters into buffers laid out
-    like the incoming, transposed, gradients.)
+    returned wrong gradients here on gloo, torch 2.14, where its output is read transposed.)
     """
 
     def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5) -> None:
