@@ -10,6 +10,8 @@ from conftest import fit_yaml, merged
 
 from datamodules import Toy2DDataModule
 from gan_modules import AdversarialModule
+from gan_modules.callbacks import image_grid
+from gan_modules.checkpoints import load_module
 from gan_modules.cli import main
 from gan_modules.constraints import apply_spectral_norm
 from gan_modules.nets import PackedCritic, build_critic
@@ -116,12 +118,25 @@ def test_the_cli_refuses_batches_of_partial_packs_before_training(tmp_path, caps
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_a_packed_critic_on_2d_data_trains_and_plots_without_a_contour(tmp_path):
-    """The scatter plot's critic contour scores single points, which a critic of packs of 3 cannot;
-    the plot leaves the contour out (a 100 x 100 grid is not whole packs of 3)."""
-    critic = {"arch": "mlp", "hidden": [16, 16], "pack": 3}
+@pytest.mark.parametrize("pack", [1, 3])
+def test_a_packed_critic_on_2d_data_trains_and_plots_without_a_contour(tmp_path, monkeypatch, pack):
+    """The scatter plot's critic contour scores single points, which a critic of packs cannot (a
+    100 x 100 grid is not whole packs of 3): the plot gets no critic then, and the fit's own critic
+    otherwise."""
+    drawn: list[object] = []
+    original = image_grid.save_scatter
+    monkeypatch.setattr(
+        image_grid, "save_scatter", lambda s, r, critic, *a: drawn.append(critic) or original(s, r, critic, *a)
+    )
+    critic = {"arch": "mlp", "hidden": [16, 16], "pack": pack}
     config = fit_yaml(
         tmp_path / "fit.yaml", model={"init_args": {"critic": critic}}, data={"init_args": {"batch_size": 33}}
     )
     assert main(["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "samples" / "step_0000003.png").exists()
+    module = load_module(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert len(drawn) == 3  # steps 0, 3 and 6
+    if pack == 1:
+        assert all(type(c) is type(module.critic) for c in drawn)
+    else:
+        assert isinstance(module.critic, PackedCritic) and drawn == [None, None, None]
