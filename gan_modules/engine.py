@@ -37,6 +37,7 @@ from gan_modules import losses
 from gan_modules.draws import Z_PRIORS, GlobalDraws, draw
 from gan_modules.nets import build_critic, build_generator
 from gan_modules.nets.conditional import LabelledCritic, uniform_labels
+from gan_modules.nets.pack import pack_samples, pack_space
 from gan_modules.nets.standing_stats import recompute_batchnorm_stats
 from gan_modules.objective import Logs, resolve_objective
 from gan_modules.registry import Spec
@@ -381,6 +382,11 @@ class AdversarialModule(L.LightningModule):
         if self.objective.constraint.project is not None:
             self.objective.constraint.project(self.critic)
 
+    @property
+    def pack(self) -> int:
+        """Samples per critic input (PacGAN's m): terms on the critic's inputs read packs of them."""
+        return self.hparams.critic.get("pack", 1)
+
     @staticmethod
     def labelled(critic: nn.Module, labels: Tensor | None) -> nn.Module:
         """The critic as losses and regularisers read it: with the batch's labels bound, if any."""
@@ -392,8 +398,9 @@ class AdversarialModule(L.LightningModule):
         critic = self.labelled(self.critic, labels)
         d_real, d_fake = critic(real), critic(fake)
         adversarial = self.objective.loss
-        loss = adversarial.critic(d_real, d_fake, real, fake)
-        logs = adversarial.logs(d_real, d_fake, real, fake, loss)
+        real_in, fake_in = pack_samples(real, self.pack), pack_samples(fake, self.pack)  # a margin is between packs
+        loss = adversarial.critic(d_real, d_fake, real_in, fake_in)
+        logs = adversarial.logs(d_real, d_fake, real_in, fake_in, loss)
         total, reg_logs = self.regularizer_loss(self.objective.eager, real, fake, gain=1, labels=labels)
         return (loss if total is None else loss + total), {**logs, **reg_logs}
 
@@ -402,7 +409,7 @@ class AdversarialModule(L.LightningModule):
     ) -> tuple[Tensor | None, Logs]:
         """sum_i gain * weight_i * R_i(critic, real, fake, draws); `gain` is a lazy phase's interval."""
         total, logs = None, {}
-        critic = self.labelled(self.penalty_critic, labels)
+        critic, real, fake = pack_space(self.labelled(self.penalty_critic, labels), self.pack, real, fake)
         for reg in terms:
             value = reg.term.fn(critic, real, fake, self)
             logs[f"train/{reg.name}"] = value.detach()
@@ -824,7 +831,7 @@ class AdversarialModule(L.LightningModule):
         trainer holds the data)."""
         k, classes = self.num_classes, getattr(datamodule, "num_classes", 0)
         name = getattr(datamodule, "name", type(datamodule).__name__)
-        pack = self.hparams.critic.get("pack", 1)
+        pack = self.pack
         batches = {"data.batch_size": getattr(datamodule, "batch_size", None), "model.g_batch_size": self.g_batch_size}
         for key, batch in batches.items():
             _check(

@@ -49,6 +49,9 @@ OBJECTIVES = {
     # labels are global draws from the clusters' sizes (a hinge loss would do as well, but on 8
     # points one sample at its kink turns a last-bit difference into a different gradient)
     "self_conditioned": {**WGAN_GP, "self_conditioning": {"clusters": 4, "images": 64, "every": 2}},
+    # PacGAN's packs of 2 (whole packs on each rank) under WGAN-GP: one interpolation weight per pack,
+    # drawn for the global batch's packs and sliced per rank, the norm over each pack
+    "packed": {**WGAN_GP, "critic": {"arch": "mlp", "hidden": [16, 16], "pack": 2}},
     # DiffAugment on every critic input, the penalty's interpolates included; its draws are global-batch draws
     "diffaugment": {**WGAN_GP, "augment": "color,translation,cutout"},
 }
@@ -96,14 +99,15 @@ def _fit_two_ranks(config: Path, root: Path, *how: str) -> None:
 @pytest.mark.slow
 @pytest.mark.ddp
 @pytest.mark.parametrize(
-    "objective", ["wgan_gp", "sn_minibatch_top_k", "lazy_r1", "conditional", "self_conditioned", "diffaugment"]
+    "objective",
+    ["wgan_gp", "sn_minibatch_top_k", "lazy_r1", "conditional", "self_conditioned", "packed", "diffaugment"],
 )
 def test_two_gloo_ranks_match_one_process(tmp_path, monkeypatch, objective):
-    # WGAN-GP's (and top-k's) generator steps take 12 fakes (6 per rank), not the real batch's 8
+    # the generator steps take 12 fakes (6 per rank), not the real batch's 8, except lazy R1's and DiffAugment's
     config = ddp_config(
         tmp_path,
         objective,
-        g_batch_size=12 if objective in ("wgan_gp", "sn_minibatch_top_k", "conditional", "self_conditioned") else None,
+        g_batch_size=None if objective in ("lazy_r1", "diffaugment") else 12,
     )
     monkeypatch.syspath_prepend(str(SCRIPTS))
 

@@ -140,3 +140,63 @@ def test_a_packed_critic_on_2d_data_trains_and_plots_without_a_contour(tmp_path,
         assert all(type(c) is type(module.critic) for c in drawn)
     else:
         assert isinstance(module.critic, PackedCritic) and drawn == [None, None, None]
+
+
+def _packed_module(loss: str | dict, regularizers: list | None, shape: tuple[int, ...]) -> AdversarialModule:
+    torch.manual_seed(2)
+    critic = {"arch": "mlp", "hidden": [8, 8], "pack": 2}
+    generator = {"arch": "mlp", "hidden": [8]}
+    return AdversarialModule(loss=loss, regularizers=regularizers, data_shape=shape, generator=generator, critic=critic)
+
+
+def _by_hand_packs(x: torch.Tensor) -> torch.Tensor:
+    """Pairs of consecutive samples, side by side along the first non-batch axis (PacGAN's pack of 2)."""
+    return torch.stack([torch.cat([x[2 * p], x[2 * p + 1]]) for p in range(len(x) // 2)])
+
+
+def _hand_gradient_norms(inner: torch.nn.Module, packs: torch.Tensor) -> torch.Tensor:
+    packs = packs.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(inner(packs).sum(), packs, create_graph=True)
+    return torch.sqrt((grad**2).reshape(len(packs), -1).sum(1))
+
+
+@pytest.mark.parametrize("shape", [(2,), (1, 4, 4)], ids=["points", "images"])
+def test_penalties_of_a_packed_critic_are_taken_on_packs(monkeypatch, shape):
+    """WGAN-GP on a packed critic interpolates between a real and a fake pack with one weight per pack
+    and norms the gradient w.r.t. the whole pack (the critic's input); R1 likewise. Per sample, GP would
+    pull each half of a pack's gradient to norm 1 and R1 would be half the pack's squared norm."""
+    module = _packed_module("wasserstein", [{"name": "gradient_penalty"}, {"name": "r1"}], shape)
+    real, fake = torch.randn(6, *shape), torch.randn(6, *shape)
+    eps = torch.tensor([0.2, 0.9, 0.5])
+    requested: list[tuple[int, ...]] = []
+    monkeypatch.setattr(module, "uniform", lambda *s: requested.append(s) or eps)
+    _, logs = module.regularizer_loss(module.objective.eager, real, fake, gain=1)
+    assert requested == [(3,)]  # one interpolation weight per pack
+    inner = module.critic.inner
+    real_packs, fake_packs = _by_hand_packs(real), _by_hand_packs(fake)
+    weight = eps.view(-1, *[1] * len(shape))
+    hat = weight * real_packs + (1 - weight) * fake_packs
+    gp = ((_hand_gradient_norms(inner, hat) - 1) ** 2).mean()
+    r1 = (_hand_gradient_norms(inner, real_packs) ** 2).mean()
+    torch.testing.assert_close(logs["train/gradient_penalty"], gp.detach())
+    torch.testing.assert_close(logs["train/r1"], r1.detach())
+    per_sample = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(module.critic(per_sample).sum(), per_sample)
+    assert abs((grad**2).flatten(1).sum(1).mean() - r1) > 0.1 * r1  # the per-sample reading differs
+
+
+def test_loss_sensitive_margin_of_a_packed_critic_is_the_distance_between_packs():
+    """LS-GAN (Qi 2017) with a packed critic: each pack's learned loss must undercut by the L1
+    distance between the real and the fake pack (it crashed on a score per pack against a margin per
+    sample)."""
+    loss = {"name": "loss_sensitive", "real_weight": 0.5, "delta_scale": 0.3, "activation": "softplus"}
+    module = _packed_module(loss, None, (1, 4, 4))
+    real, fake = torch.randn(8, 1, 4, 4), torch.randn(8, 1, 4, 4)
+    value, logs = module.critic_loss(real, fake)
+    inner = module.critic.inner
+    l_real = torch.nn.functional.softplus(inner(_by_hand_packs(real)))
+    l_fake = torch.nn.functional.softplus(inner(_by_hand_packs(fake)))
+    delta = 0.3 * torch.stack([(real[p : p + 2] - fake[p : p + 2]).abs().sum() for p in (0, 2, 4, 6)])
+    expected = 0.5 * l_real.mean() + torch.relu(delta + l_real - l_fake).mean()
+    torch.testing.assert_close(value, expected)
+    torch.testing.assert_close(logs["train/margin"], delta.mean())

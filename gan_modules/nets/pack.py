@@ -29,6 +29,11 @@ def pack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
     return x.reshape(len(x) // pack, pack * x.shape[1], *x.shape[2:])
 
 
+def unpack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """(N / m, m * C, ...) -> (N, C, ...): the inverse of `pack_samples`."""
+    return x.reshape(len(x) * pack, x.shape[1] // pack, *x.shape[2:])
+
+
 class PackedCritic(InputTransformCritic):
     """Scores packs of `pack` samples with `inner`, a critic built for `packed_shape(...)` inputs: its
     scores, features (feature matching, WGAN-CT) and EBGAN energies are those of each pack."""
@@ -39,3 +44,29 @@ class PackedCritic(InputTransformCritic):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return pack_samples(x, self.pack)
+
+
+class PackSpaceCritic(InputTransformCritic):
+    """A critic that packs its samples itself (`PackedCritic`, possibly wrapped), read on packs.
+
+    Terms defined on the critic's inputs must see what the critic sees, a pack: WGAN-GP's
+    interpolates lie on lines between a real and a fake pack (one weight per pack) and its norm is of
+    the gradient w.r.t. the whole pack; R1's norm likewise; LS-GAN's margin is the distance between
+    packs. Read per sample, a penalty would drive each of the m parts of a pack's gradient to norm 1,
+    i.e. the pack's to sqrt(m) (R1: 1/m of the pack's squared norm).
+    """
+
+    def __init__(self, critic: nn.Module, pack: int) -> None:
+        super().__init__(critic)
+        self.pack = pack
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return unpack_samples(x, self.pack)
+
+
+def pack_space(critic: nn.Module, pack: int, *xs: torch.Tensor) -> tuple[nn.Module, ...]:
+    """(critic, *xs) as terms on the critic's inputs read them: packs of `pack` samples and the
+    critic on packs; unchanged for pack 1."""
+    if pack == 1:
+        return (critic, *xs)
+    return (PackSpaceCritic(critic, pack), *(pack_samples(x, pack) for x in xs))
