@@ -204,8 +204,20 @@ def test_minibatch_discrimination_matches_a_naive_loop():
     out = layer(f)
     assert torch.equal(out[:, :6], f)
     assert torch.allclose(out[:, 6:], expected, rtol=1e-12)
-    # its gradient w.r.t. the features against finite differences
-    assert torch.autograd.gradcheck(layer, (f.requires_grad_(),))
+
+    # its gradients w.r.t. the features and the tensor T against finite differences (the backward
+    # runs aten's L1 backward once on the symmetrised gradient)
+    def with_weights(f: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(layer, {"T": weights}, (f,))
+
+    assert torch.autograd.gradcheck(with_weights, (f.requires_grad_(), layer.T.detach().clone().requires_grad_()))
+    # under bf16 autocast the similarities are taken in float32 from the bf16 kernels, as autocast runs cdist
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = layer.float()(f.detach().float())
+    m16 = (f.detach().bfloat16() @ layer.T.detach().bfloat16()).float().view(5, 4, 3)  # autocast's bf16 matmul
+    by_hand = torch.exp(-(m16[:, None] - m16[None]).abs().sum(-1)).sum(1) - 1.0
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low[:, 6:], by_hand, rtol=1e-6, atol=1e-6)
 
 
 def test_minibatch_discrimination_makes_a_score_depend_on_the_rest_of_the_batch():

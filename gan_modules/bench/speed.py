@@ -9,6 +9,8 @@ that load from other processes hits both alike, and reports medians over repetit
   reproduces the engine's parameters exactly, which tests check);
 - penalty cost: time per critic step of the wgan_gp, dragan and wgan_ct presets relative to wgan
   (weight clipping);
+- minibatch discrimination: the layer's forward and backward (one L1 backward on the symmetrised
+  gradient) vs autograd through cdist, at the size of the Stacked MNIST config;
 - metric throughput: the metrics callback's evaluator vs `torch_fidelity.calculate_metrics` on the
   same generated samples and the same extractor;
 - peak memory (process RSS; CUDA max allocated per section on GPUs);
@@ -444,6 +446,63 @@ def fake_graph_cost(w: Workload, reps: int, device: str = "cpu") -> dict[str, An
         "no_grad_ms": no_grad_ms,
         "graph_ms": graph_ms,
         "saved_ms_per_iteration": w.n_critic * (graph_ms - no_grad_ms),
+    }
+
+
+# ----------------------------------------------------------------------- minibatch discrimination
+# The minibatch-discrimination layer of configs/bench/stacked_mnist_ours.yaml: batch 128, 100 kernels
+# of dimension 5 (Salimans et al. 2016's MinibatchLayer), on the critic's 256 features.
+MINIBATCH_SHAPE = {"batch": 128, "features": 256, "kernels": 100, "kernel_dim": 5}
+
+
+def autograd_batch_similarity(m: Tensor) -> Tensor:
+    """The reference: the same similarities differentiated by autograd through `cdist(m, m)`, which
+    runs aten's L1 backward once per argument."""
+    return torch.exp(-torch.cdist(m, m, p=1.0)).sum(2) - 1.0
+
+
+def minibatch_similarity_cost(reps: int, batch: int, features: int, kernels: int, kernel_dim: int) -> dict[str, Any]:
+    """Forward + backward of the minibatch-discrimination layer (its kernels' similarities within the
+    batch, `MinibatchDiscrimination`) against the same layer differentiated by autograd through
+    cdist: median milliseconds, interleaved, on the CPU, and the largest gradient difference."""
+    from gan_modules.nets.base import MinibatchDiscrimination
+
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(features, kernels, kernel_dim)
+    f = torch.randn(batch, features, requires_grad=True)
+    weights = torch.randn(batch, features + kernels)
+
+    def layer_step() -> Tensor:
+        (layer(f) * weights).sum().backward()
+        return f.grad
+
+    def reference_step() -> Tensor:
+        m = (f @ layer.T).view(batch, kernels, kernel_dim).transpose(0, 1)
+        out = torch.cat([f, autograd_batch_similarity(m).t()], dim=1)
+        (out * weights).sum().backward()
+        return f.grad
+
+    grads = {}
+    for name, step in (("layer", layer_step), ("autograd", reference_step)):
+        f.grad = None
+        grads[name] = step().clone()
+    times: dict[str, list[float]] = {"layer": [], "autograd": []}
+    for rep in range(max(reps, 1) * 10):
+        for name in ("layer", "autograd") if rep % 2 == 0 else ("autograd", "layer"):
+            f.grad = layer.T.grad = None
+            start = time.perf_counter()
+            (layer_step if name == "layer" else reference_step)()
+            times[name].append(time.perf_counter() - start)
+    layer_ms, autograd_ms = 1000 * median(times["layer"]), 1000 * median(times["autograd"])
+    return {
+        "batch_size": batch,
+        "kernels": kernels,
+        "kernel_dim": kernel_dim,
+        "samples": len(times["layer"]),
+        "layer_ms": layer_ms,
+        "autograd_ms": autograd_ms,
+        "speedup": autograd_ms / layer_ms,
+        "max_grad_difference": (grads["layer"] - grads["autograd"]).abs().max().item(),
     }
 
 

@@ -1,5 +1,6 @@
-"""`gan-lab speed`: engine overhead vs plain PyTorch, penalty costs, metric throughput, peak memory,
-and (on CUDA) images/s for DCGAN-32 / ResNet-32 WGAN-GP across precisions, compile and layouts."""
+"""`gan-lab speed`: engine overhead vs plain PyTorch, penalty costs, minibatch discrimination's
+backward, metric throughput, peak memory, and (on CUDA) images/s for DCGAN-32 / ResNet-32 WGAN-GP
+across precisions, compile and layouts."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ def _print_report(report: dict[str, Any]) -> None:
             f"{row['no_grad_ms']:.3f} ms under no_grad vs {row['graph_ms']:.3f} ms with a graph, detached -> "
             f"{row['saved_ms_per_iteration']:.3f} ms saved per generator iteration (n_critic {row['n_critic']}; "
             f"median of {row['samples']})"
+        )
+    md = report.get("minibatch_similarity")
+    if md:
+        print(
+            f"  minibatch discrimination [cpu, batch {md['batch_size']}, {md['kernels']} kernels of "
+            f"{md['kernel_dim']}]: {md['layer_ms']:.2f} ms forward + backward vs {md['autograd_ms']:.2f} ms by "
+            f"autograd through cdist -> {md['speedup']:.2f}x (median of {md['samples']}; gradients differ by "
+            f"{md['max_grad_difference']:.1e})"
         )
     metric = report.get("metric_throughput")
     if metric:
@@ -146,6 +155,8 @@ def main(argv: list[str]) -> int:
     save()
     report["penalty_costs"] = [speed.penalty_costs(table[n], args.reps, args.critic_steps, device) for n in names]
     report["fake_graph_cost"] = [speed.fake_graph_cost(table[n], args.reps, device) for n in names]
+    shape = {k: 4 if args.quick and k != "features" else v for k, v in speed.MINIBATCH_SHAPE.items()}
+    report["minibatch_similarity"] = speed.minibatch_similarity_cost(args.reps, **shape)
     report["peak_rss_mb_after_training"] = speed.peak_rss_mb()
     save()
     if args.metric_samples:
