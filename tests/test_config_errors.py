@@ -98,6 +98,27 @@ CASES = {
         "model.critic.dropout=1.5 is invalid",
         "a float in [0, 1)",
     ),
+    "batch_norm_switch": (
+        {},
+        None,
+        ["--model.init_args.generator", "{arch: mlp, hidden: [8], batch_norm: 3}"],
+        "model.generator.batch_norm=3 is invalid",
+        "true, false",
+    ),
+    "activation": (
+        {},
+        None,
+        ["--model.init_args.critic", "{arch: mlp, hidden: [8], activation: elu}"],
+        "model.critic.activation='elu' is invalid",
+        "relu, leaky_relu, tanh",
+    ),
+    "critic_norm": (
+        NS_GAN,
+        DIGITS,
+        ["--model.init_args.critic", "{arch: dcgan, width: 8, norm: instance}"],
+        "model.critic.norm='instance' is invalid",
+        "batch, layer, none",
+    ),
     "data_size": (NS_GAN, None, ["--data.init_args.size=-5"], "data.size=-5 is invalid", "an integer >= 1"),
     "image_size": (NS_GAN, DIGITS, ["--data.init_args.image_size", "10"], "10x10", "data.image_size"),
     "batch_below_ranks": (

@@ -14,9 +14,9 @@ from torch import nn
 from gan_modules.nets.autoencoder import AutoencoderCritic
 from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
 from gan_modules.nets.conditional import LabelInput
-from gan_modules.nets.dcgan import DCGANCritic, DCGANGenerator
+from gan_modules.nets.dcgan import NORMS, DCGANCritic, DCGANGenerator
 from gan_modules.nets.init import INITS, initialise
-from gan_modules.nets.mlp import MLPCritic, MLPGenerator
+from gan_modules.nets.mlp import ACTIVATIONS, MLPCritic, MLPGenerator
 from gan_modules.nets.pack import PackedCritic, packed_shape
 from gan_modules.nets.resnet import ResNetCritic, ResNetGenerator
 from gan_modules.nets.standard_cnn import StandardCNNCritic, StandardCNNGenerator
@@ -55,7 +55,8 @@ def _is_dropout(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
 
 
-# Sizes the nets share, checked by name so a bad one is named before torch fails on it mid-build
+# Sizes and switches the nets share, checked by name so a bad one is named before torch fails on it
+# mid-build (or, for a switch, before a value such as 3 is read as true)
 OPTION_CHECKS: dict[str, tuple[Any, str]] = {
     "hidden": (lambda v: isinstance(v, (list, tuple)) and all(_is_int(h) and h >= 1 for h in v), "integers >= 1"),
     "width": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
@@ -65,6 +66,10 @@ OPTION_CHECKS: dict[str, tuple[Any, str]] = {
         lambda v: _is_dropout(v) or (isinstance(v, (list, tuple)) and all(_is_dropout(d) for d in v)),
         "a float in [0, 1), or one per block",
     ),
+    "activation": (lambda v: isinstance(v, str) and v in ACTIVATIONS, ", ".join(ACTIVATIONS)),
+    "norm": (lambda v: isinstance(v, str) and v in NORMS, ", ".join(NORMS)),
+    "batch_norm": (lambda v: isinstance(v, bool), "true, false"),
+    "head_bias": (lambda v: isinstance(v, bool), "true, false"),
 }
 
 
