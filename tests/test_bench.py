@@ -12,6 +12,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,42 @@ def test_a_bench_stopped_by_ctrl_c_keeps_each_fits_checkpoint_and_the_same_comma
         assert result["fit_cpu_s"] > segments[1]["cpu_s"] and segments[0]["cpu_s"] > 0
         assert f"resuming from {folder / 'checkpoints' / 'last.ckpt'}" in (folder / "fit.log").read_text()
         assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == STOP_STEPS > step
+
+
+@pytest.mark.slow  # two benches of two 1,000-iteration fits
+def test_a_fit_killed_outright_is_a_failed_cell_that_says_so_and_retry_failed_resumes_it(tmp_path):
+    """A fit SIGKILLed mid-run (an out-of-memory killer) writes no error of its own: the cell fails
+    with the signal named last in its error (what the bench prints), and --retry_failed resumes it
+    from its checkpoint, its cost that of both processes."""
+    argv = _stoppable_bench(tmp_path)
+    folder = tmp_path / "out" / "runs" / "wgan_gp" / "ring8" / "seed0"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = _foreground_job(argv, env)
+    try:
+        deadline = time.monotonic() + 600
+        while not (folder / "checkpoints" / "last.ckpt").is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = subprocess.run(["pgrep", "-f", f"{folder}/bench_run.yaml"], capture_output=True, text=True)
+        (fit_pid,) = [int(p) for p in found.stdout.split()]  # that cell's `gan-lab fit`, not the bench
+        os.kill(fit_pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr[-3000:]  # a failed cell; the other seed finished
+    result = json.loads((folder / "result.json").read_text())
+    ending = "the fit was killed by SIGKILL (out of memory, or kill -9); --retry_failed resumes it from its checkpoint"
+    assert result["status"] == "failed" and result["error"].endswith(ending)
+    assert ending in stdout + stderr
+
+    again = subprocess.run(
+        [sys.executable, "-m", "gan_modules.cli", *argv, "--retry_failed"], env=env, text=True, capture_output=True
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    result = json.loads((folder / "result.json").read_text())
+    segments = json.loads((folder / "fit_time.json").read_text())
+    assert result["status"] == "ok" and result["resumed"] is True
+    assert [s["returncode"] for s in segments] == [-signal.SIGKILL, 0]
+    assert result["fit_cpu_s"] == pytest.approx(math.fsum(s["cpu_s"] for s in segments), rel=1e-12)
 
 
 def test_ctrl_c_while_the_bench_parses_its_cells_stops_it_in_one_line_before_any_cell(tmp_path):

@@ -182,6 +182,18 @@ def log_tail(path: Path, lines: int = 5) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
 
+def failure(returncode: int | None, folder: Path) -> str:
+    """Why a cell's fit failed: its log's last lines, and last (what the bench prints) the signal
+    that killed it, if one did: a process killed outright (an out-of-memory killer, `kill -9`)
+    writes no error of its own, so the log would end on whatever it printed before."""
+    tail = log_tail(folder / "fit.log")
+    if returncode is None or returncode >= 0:
+        return tail
+    name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else f"signal {-returncode}"
+    why = "out of memory, or kill -9"
+    return f"{tail}\nthe fit was killed by {name} ({why}); --retry_failed resumes it from its checkpoint"
+
+
 def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) -> dict[str, Any]:
     """Train and evaluate one cell; the outcome (ok or failed, never dropped) goes to result.json.
     A fit stopped by a signal is no outcome: the cell has no result.json (a former failure's is
@@ -193,7 +205,7 @@ def run_one(run: Run, grid: Grid, runs_dir: Path, threads: int | None = None) ->
         (folder / RESULT_FILE).unlink(missing_ok=True)
         return {**result, "status": "interrupted"}
     if result["returncode"] != 0 or not (folder / LAST_CHECKPOINT).is_file():
-        result.update(status="failed", error=log_tail(folder / "fit.log"))
+        result.update(status="failed", error=failure(result["returncode"], folder))
     else:
         result = scored(result, run, grid, folder)
     write_json(folder / RESULT_FILE, result)
