@@ -151,8 +151,8 @@ class _BatchL1Similarity(torch.autograd.Function):
     """(B, N, C) -> (B, N): sum_{j != i} exp(-||m_b,i - m_b,j||_1), the kernels' similarity within one batch.
 
     Autograd through `cdist(m, m)` runs aten's L1-distance backward once per argument; the distances
-    are symmetric, so one run on the symmetrised gradient gives the same sum at half the cost. (The
-    critic step of `stacked_mnist_ours.yaml` spends most of its time here; `gan-lab speed` reports it.)
+    are symmetric, so one run on the symmetrised gradient gives the same sum at half the cost. (This
+    layer is about a third of an iteration of `stacked_mnist_ours.yaml`; `gan-lab speed` times it.)
     Once differentiable: minibatch discrimination has no per-sample input gradient to penalise.
     """
 
