@@ -64,9 +64,11 @@ class PackSpaceCritic(InputTransformCritic):
         return unpack_samples(x, self.pack)
 
 
-def pack_space(critic: nn.Module, pack: int, *xs: torch.Tensor) -> tuple[nn.Module, ...]:
-    """(critic, *xs) as terms on the critic's inputs read them: packs of `pack` samples and the
-    critic on packs; unchanged for pack 1."""
+def pack_space(
+    critic: nn.Module, pack: int, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """(critic, real, fake) as terms on the critic's inputs read them: packs of `pack` samples and
+    the critic on packs; unchanged for pack 1."""
     if pack == 1:
-        return (critic, *xs)
-    return (PackSpaceCritic(critic, pack), *(pack_samples(x, pack) for x in xs))
+        return critic, real, fake
+    return PackSpaceCritic(critic, pack), pack_samples(real, pack), pack_samples(fake, pack)
