@@ -569,6 +569,18 @@ def test_the_reported_command_drops_the_flags_that_pick_part_of_the_grid_or_its_
     assert _whole_grid_argv(argv) == ["--config", "g.yaml", "--threads", "1"]
 
 
+def test_the_reported_command_names_the_environment_its_cpu_times_were_taken_in():
+    from gan_modules.commands.bench import reproducing_command
+
+    argv = ["--config", "g 1.yaml", "--workers", "2", "--threads", "1"]
+    tunables = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
+    environ = {"GLIBC_TUNABLES": tunables, "HOME": "/root", "OMP_NUM_THREADS": "4"}
+    assert reproducing_command(argv, 1, environ) == (
+        f"GLIBC_TUNABLES={tunables} OMP_NUM_THREADS=1 gan-lab bench --config 'g 1.yaml' --threads 1"
+    )
+    assert reproducing_command(argv[:2], None, {}) == "gan-lab bench --config 'g 1.yaml'"
+
+
 def test_a_misspelled_variant_argument_fails_before_the_first_fit(tmp_path, capsys):
     """Every cell's command is parsed up front: the last variant's typo stops the bench in one line
     before any cell trains (no run folder is made)."""

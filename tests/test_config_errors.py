@@ -84,6 +84,20 @@ CASES = {
         "model.critic.minibatch_kernels=-1 is invalid",
         "an integer >= 0",
     ),
+    "minibatch_compile_switch": (
+        NS_GAN,
+        None,
+        ["--model.init_args.critic", "{arch: mlp, hidden: [8], minibatch_kernels: 2, minibatch_compile: 3}"],
+        "model.critic.minibatch_compile=3 is invalid",
+        "allowed: true, false",
+    ),
+    "minibatch_compile_without_layer": (
+        NS_GAN,
+        None,
+        ["--model.init_args.critic", "{arch: mlp, hidden: [8], minibatch_compile: true}"],
+        "model.critic.minibatch_compile=true is invalid with model.critic.minibatch_kernels=0",
+        "allowed: false, or minibatch_kernels >= 1",
+    ),
     "hidden_width": (
         {},
         None,

@@ -189,10 +189,12 @@ def test_feature_matching_loss_and_its_gradient_reaches_the_generator():
     assert not torch.equal(flat(module.generator), g0)
 
 
-def test_minibatch_discrimination_matches_a_naive_loop():
-    """Salimans et al. 2016, Sec. 3.2: o(x_i)_b = sum_{j != i} exp(-||M_{i,b} - M_{j,b}||_1)."""
+@pytest.mark.parametrize("compiled", [False, True], ids=["cdist", "compiled"])
+def test_minibatch_discrimination_matches_a_naive_loop(compiled):
+    """Salimans et al. 2016, Sec. 3.2: o(x_i)_b = sum_{j != i} exp(-||M_{i,b} - M_{j,b}||_1), from
+    aten's cdist or from the kernels torch.compile fuses (`minibatch_compile`)."""
     torch.manual_seed(0)
-    layer = MinibatchDiscrimination(in_features=6, num_kernels=4, kernel_dim=3).double()
+    layer = MinibatchDiscrimination(in_features=6, num_kernels=4, kernel_dim=3, compiled=compiled).double()
     f = torch.randn(5, 6, dtype=torch.float64)
     m = (f @ layer.T).view(5, 4, 3)
     expected = torch.zeros(5, 4, dtype=torch.float64)
@@ -205,8 +207,8 @@ def test_minibatch_discrimination_matches_a_naive_loop():
     assert torch.equal(out[:, :6], f)
     assert torch.allclose(out[:, 6:], expected, rtol=1e-12)
 
-    # its gradients w.r.t. the features and the tensor T against finite differences (the backward
-    # runs aten's L1 backward once on the symmetrised gradient)
+    # its gradients w.r.t. the features and the tensor T against finite differences (both backwards
+    # take the symmetrised gradient of the distances once)
     def with_weights(f: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(layer, {"T": weights}, (f,))
 
@@ -230,6 +232,27 @@ def test_minibatch_discrimination_makes_a_score_depend_on_the_rest_of_the_batch(
     assert torch.allclose(plain(x)[0], plain(other)[0])
     module = AdversarialModule(critic={"arch": "mlp", "hidden": [16], "minibatch_kernels": 5}, **TINY)
     fit(module, 3)  # trains end to end
+
+
+def test_minibatch_compile_trains_as_the_eager_layer_and_names_a_missing_compiler(monkeypatch):
+    """`minibatch_compile: true` swaps the kernels, not the model: the same seed trains to the same
+    weights as the cdist layer; without a C++ compiler the option is refused when the critic is built."""
+    spec = {"arch": "mlp", "hidden": [16], "minibatch_kernels": 5}
+    trained = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        module = AdversarialModule(critic={**spec, "minibatch_compile": compiled}, seed=0, **TINY)
+        assert module.critic.minibatch.compiled is compiled
+        fit(module, 3)
+        trained[compiled] = flat(module.critic)
+    torch.testing.assert_close(trained[True], trained[False], rtol=1e-4, atol=1e-5)
+    from torch._inductor import config
+
+    monkeypatch.setattr(config.cpp, "cxx", (None, "no-such-compiler++"))
+    with pytest.raises(ValueError, match=r"^model\.critic\.minibatch_compile=true needs the C\+\+ compiler") as err:
+        build_critic({**spec, "minibatch_compile": True}, (2,))
+    assert "no-such-compiler++" in str(err.value)
+    assert str(err.value).endswith("allowed: false, or install g++ / set $CXX")
 
 
 def test_label_smoothing_reaches_the_critic_loss():

@@ -21,6 +21,7 @@ that load from other processes hits both alike, and reports medians over repetit
 from __future__ import annotations
 
 import copy
+import functools
 import resource
 import statistics
 import tempfile
@@ -463,16 +464,18 @@ def autograd_batch_similarity(m: Tensor) -> Tensor:
 
 def minibatch_similarity_cost(reps: int, batch: int, features: int, kernels: int, kernel_dim: int) -> dict[str, Any]:
     """Forward + backward of the minibatch-discrimination layer (its kernels' similarities within the
-    batch, `MinibatchDiscrimination`) against the same layer differentiated by autograd through
-    cdist: median milliseconds, interleaved, on the CPU, and the largest gradient difference."""
-    from gan_modules.nets.base import MinibatchDiscrimination
+    batch, `MinibatchDiscrimination`), eager (cdist) and compiled (`minibatch_compile`), against the
+    same layer differentiated by autograd through cdist: median milliseconds, interleaved, on the CPU
+    (the compiled kernels built before timing), and each one's largest gradient difference."""
+    from gan_modules.nets.minibatch import MinibatchDiscrimination
 
     torch.manual_seed(0)
     layer = MinibatchDiscrimination(features, kernels, kernel_dim)
     f = torch.randn(batch, features, requires_grad=True)
     weights = torch.randn(batch, features + kernels)
 
-    def layer_step() -> Tensor:
+    def layer_step(compiled: bool) -> Tensor:
+        layer.compiled = compiled
         (layer(f) * weights).sum().backward()
         return f.grad
 
@@ -482,27 +485,35 @@ def minibatch_similarity_cost(reps: int, batch: int, features: int, kernels: int
         (out * weights).sum().backward()
         return f.grad
 
+    steps = {
+        "layer": functools.partial(layer_step, False),
+        "compiled": functools.partial(layer_step, True),
+        "autograd": reference_step,
+    }
     grads = {}
-    for name, step in (("layer", layer_step), ("autograd", reference_step)):
+    for name, step in steps.items():  # also builds the compiled kernels
         f.grad = None
         grads[name] = step().clone()
-    times: dict[str, list[float]] = {"layer": [], "autograd": []}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for rep in range(max(reps, 1) * 10):
-        for name in ("layer", "autograd") if rep % 2 == 0 else ("autograd", "layer"):
+        for name in list(steps)[rep % 3 :] + list(steps)[: rep % 3]:
             f.grad = layer.T.grad = None
             start = time.perf_counter()
-            (layer_step if name == "layer" else reference_step)()
+            steps[name]()
             times[name].append(time.perf_counter() - start)
-    layer_ms, autograd_ms = 1000 * median(times["layer"]), 1000 * median(times["autograd"])
+    ms = {name: 1000 * median(t) for name, t in times.items()}
     return {
         "batch_size": batch,
         "kernels": kernels,
         "kernel_dim": kernel_dim,
         "samples": len(times["layer"]),
-        "layer_ms": layer_ms,
-        "autograd_ms": autograd_ms,
-        "speedup": autograd_ms / layer_ms,
+        "layer_ms": ms["layer"],
+        "compiled_ms": ms["compiled"],
+        "autograd_ms": ms["autograd"],
+        "speedup": ms["autograd"] / ms["layer"],
+        "compiled_speedup": ms["autograd"] / ms["compiled"],
         "max_grad_difference": (grads["layer"] - grads["autograd"]).abs().max().item(),
+        "compiled_max_grad_difference": (grads["compiled"] - grads["autograd"]).abs().max().item(),
     }
 
 

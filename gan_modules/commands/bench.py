@@ -4,8 +4,10 @@ into mean +- std tables (Markdown, CSV) and metric-vs-iteration plots with seed 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +23,18 @@ def _names(value: str | None, known: list[str], flag: str) -> list[str] | None:
         if name not in known:
             raise ValueError(f"{flag}={name!r} is not in the grid; allowed: {', '.join(known)}")
     return names
+
+
+TIMING_ENVIRONMENT = ("GLIBC_TUNABLES",)  # variables that change a run's CPU time, not its result
+
+
+def reproducing_command(argv: list[str], threads: int | None, environ: Mapping[str, str]) -> str:
+    """The report's command for the whole grid, with the environment its CPU times were taken in:
+    the threads per run and glibc's allocator settings (keeping freed memory saves a CPU run the
+    page faults of re-mapping its large tensors every step, docs/performance.md)."""
+    env = [f"{name}={shlex.quote(environ[name])}" for name in TIMING_ENVIRONMENT if environ.get(name)]
+    env += [f"OMP_NUM_THREADS={threads}"] if threads else []
+    return " ".join([*env, "gan-lab bench", *(shlex.quote(a) for a in _whole_grid_argv(argv))])
 
 
 def _whole_grid_argv(argv: list[str]) -> list[str]:
@@ -113,8 +127,7 @@ def main(argv: list[str]) -> int:
     if not results:
         print(f"gan-lab {NAME}: error: no finished runs under --runs_dir={str(runs_dir)!r}", file=sys.stderr)
         return 2
-    env = f"OMP_NUM_THREADS={args.threads} " if args.threads else ""
-    command = env + "gan-lab bench " + " ".join(shlex.quote(a) for a in _whole_grid_argv(argv))
+    command = reproducing_command(argv, args.threads, os.environ)
     report = write_report(grid, results, runs_dir, out, command, args.threads)
     print(report.read_text())
     print(f"gan-lab {NAME}: wrote {report} (+ summary.csv, runs.csv) from {len(results)} runs")

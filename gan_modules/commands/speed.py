@@ -49,9 +49,10 @@ def _print_report(report: dict[str, Any]) -> None:
     if md:
         print(
             f"  minibatch discrimination [cpu, batch {md['batch_size']}, {md['kernels']} kernels of "
-            f"{md['kernel_dim']}]: {md['layer_ms']:.2f} ms forward + backward vs {md['autograd_ms']:.2f} ms by "
-            f"autograd through cdist -> {md['speedup']:.2f}x (median of {md['samples']}; gradients differ by "
-            f"{md['max_grad_difference']:.1e})"
+            f"{md['kernel_dim']}]: forward + backward {md['layer_ms']:.2f} ms eager ({md['speedup']:.2f}x), "
+            f"{md['compiled_ms']:.2f} ms compiled ({md['compiled_speedup']:.2f}x) vs {md['autograd_ms']:.2f} ms by "
+            f"autograd through cdist (median of {md['samples']}; gradients differ by "
+            f"{md['max_grad_difference']:.1e} / {md['compiled_max_grad_difference']:.1e})"
         )
     metric = report.get("metric_throughput")
     if metric:

@@ -12,10 +12,11 @@ from typing import Any
 from torch import nn
 
 from gan_modules.nets.autoencoder import AutoencoderCritic
-from gan_modules.nets.base import Critic, Generator, MinibatchDiscrimination
+from gan_modules.nets.base import Critic, Generator
 from gan_modules.nets.conditional import LabelInput
 from gan_modules.nets.dcgan import NORMS, DCGANCritic, DCGANGenerator
 from gan_modules.nets.init import INITS, initialise
+from gan_modules.nets.minibatch import MinibatchDiscrimination
 from gan_modules.nets.mlp import ACTIVATIONS, MLPCritic, MLPGenerator
 from gan_modules.nets.pack import PackedCritic, packed_shape
 from gan_modules.nets.resnet import ResNetCritic, ResNetGenerator
@@ -41,7 +42,7 @@ for _name, _cls in {
     CRITICS.register(_name)(_cls)
 
 
-CRITIC_WRAPPERS = ("pack",)  # critic options of every arch, applied by `build_critic`
+CRITIC_OPTIONS = ("pack", "minibatch_compile")  # critic options of every arch, applied by `build_critic`
 
 
 SET_BY_MODEL = ("z_dim", "data_shape", "num_classes")  # constructor arguments the model fills in
@@ -141,7 +142,10 @@ def build_critic(
             f"model.critic.pack={pack} is invalid with model.num_classes={num_classes} (a pack would mix the "
             "labels of its samples); allowed: model.critic.pack=1"
         )
-    critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack), common=CRITIC_WRAPPERS)
+    compiled = _check_minibatch_compile(spec.pop("minibatch_compile", False), spec.get("minibatch_kernels", 0))
+    critic = _build(CRITICS, "critic", spec, packed_shape(tuple(data_shape), pack), common=CRITIC_OPTIONS)
+    if compiled:
+        critic.minibatch.compiled = True
     if num_classes:
         if not isinstance(critic, Critic):
             raise ValueError(
@@ -153,6 +157,31 @@ def build_critic(
         else:
             critic.add_classifier(num_classes)
     return PackedCritic(critic, pack) if pack > 1 else critic
+
+
+def _check_minibatch_compile(compiled: Any, kernels: Any) -> bool:
+    """`minibatch_compile`: a switch, on a critic with minibatch discrimination, where torch.compile
+    finds the C++ compiler its CPU kernels need (named now, not at the first critic step)."""
+    if not isinstance(compiled, bool):
+        raise ValueError(f"model.critic.minibatch_compile={compiled!r} is invalid; allowed: true, false")
+    if not compiled:
+        return False
+    if not kernels:
+        raise ValueError(
+            f"model.critic.minibatch_compile=true is invalid with model.critic.minibatch_kernels={kernels!r} "
+            "(there is no minibatch-discrimination layer to compile); allowed: false, or minibatch_kernels >= 1"
+        )
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        get_cpp_compiler()
+    except Exception as err:  # inductor's own search (config.cpp.cxx, $CXX) and its reason
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"model.critic.minibatch_compile=true needs the C++ compiler torch.compile builds CPU kernels with "
+            f"({reason}); allowed: false, or install g++ / set $CXX"
+        ) from None
+    return True
 
 
 __all__ = [

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.distributed._functional_collectives import all_gather_single
 
 from gan_modules.nets.conditional import ConditionalBatchNorm, projection, projection_embedding
+from gan_modules.nets.minibatch import MinibatchDiscrimination
 
 
 class Generator(nn.Module):
@@ -114,65 +113,3 @@ class InputTransformCritic(nn.Module):
 
     def energy_and_code(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.energy_and_code(self.transform(x))
-
-
-class MinibatchDiscrimination(nn.Module):
-    """Salimans et al. 2016, Sec. 3.2: append, for each sample, its L1-kernel similarity to the batch.
-
-    T (A x B x C): o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1), concatenated to the features.
-
-    The batch is the global one: under DDP a training pass (train mode, gradients on, every rank in
-    step) gathers the other ranks' M with torch's differentiable all-gather, so N ranks compute what
-    one process computes on the whole batch, gradients included (`tests/test_ddp.py`). A pass without
-    gradients (a plot on rank 0) compares within its own batch. (`torch.distributed.nn.all_gather`
-    returned wrong gradients here on gloo, torch 2.14, where its output is read transposed.)
-    """
-
-    def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5) -> None:
-        super().__init__()
-        self.T = nn.Parameter(torch.randn(in_features, num_kernels * kernel_dim) * 0.1)
-        self.num_kernels, self.kernel_dim = num_kernels, kernel_dim
-        self.out_features = in_features + num_kernels
-
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)  # (N, B, C)
-        if self.training and _across_ranks():  # rank-major, as the global batch
-            m_all = all_gather_single(m, 0, dist.group.WORLD)
-            # cdist's L1 kernel runs at half the time of broadcasting an (N, N, B, C) difference
-            l1 = torch.cdist(m.transpose(0, 1), m_all.transpose(0, 1), p=1.0)  # (B, N, N_global)
-            o = torch.exp(-l1).sum(2) - 1.0  # drop the self-similarity exp(0) = 1
-        else:
-            # in at least float32, as autocast runs cdist
-            o = _BatchL1Similarity.apply(m.transpose(0, 1).to(torch.promote_types(m.dtype, torch.float32)))
-        return torch.cat([f, o.t()], dim=1)
-
-
-class _BatchL1Similarity(torch.autograd.Function):
-    """(B, N, C) -> (B, N): sum_{j != i} exp(-||m_b,i - m_b,j||_1), the kernels' similarity within one batch.
-
-    Autograd through `cdist(m, m)` runs aten's L1-distance backward once per argument; the distances
-    are symmetric, so one run on the symmetrised gradient gives the same sum at half the cost. (This
-    layer is about a third of an iteration of `stacked_mnist_ours.yaml`; `gan-lab speed` times it.)
-    Once differentiable: minibatch discrimination has no per-sample input gradient to penalise.
-    """
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, m: torch.Tensor) -> torch.Tensor:
-        l1 = torch.cdist(m, m, p=1.0)
-        similarity = torch.exp(-l1)
-        ctx.save_for_backward(m, l1, similarity)
-        return similarity.sum(2) - 1.0
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
-        m, l1, similarity = ctx.saved_tensors
-        # l1[b, i, j] enters o[b, i] and o[b, j] (symmetric): its gradient is -(grad_i + grad_j) exp(-l1)
-        grad = grad.contiguous()  # a transposed gradient (from `o.t()`) would lay out grad_l1 transposed
-        grad_l1 = (grad.unsqueeze(2) + grad.unsqueeze(1)).mul_(similarity).neg_()
-        return torch.ops.aten._cdist_backward(grad_l1, m, m, 1.0, l1)
-
-
-def _across_ranks() -> bool:
-    """A pass every rank runs in step: gradients on, in a process group of several ranks."""
-    return torch.is_grad_enabled() and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
