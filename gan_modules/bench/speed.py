@@ -456,18 +456,12 @@ def fake_graph_cost(w: Workload, reps: int, device: str = "cpu") -> dict[str, An
 MINIBATCH_SHAPE = {"batch": 128, "features": 256, "kernels": 100, "kernel_dim": 5}
 
 
-def autograd_batch_similarity(m: Tensor) -> Tensor:
-    """The reference: the same similarities differentiated by autograd through `cdist(m, m)`, which
-    runs aten's L1 backward once per argument."""
-    return torch.exp(-torch.cdist(m, m, p=1.0)).sum(2) - 1.0
-
-
 def minibatch_similarity_cost(reps: int, batch: int, features: int, kernels: int, kernel_dim: int) -> dict[str, Any]:
     """Forward + backward of the minibatch-discrimination layer (its kernels' similarities within the
     batch, `MinibatchDiscrimination`), eager (cdist) and compiled (`minibatch_compile`), against the
     same layer differentiated by autograd through cdist: median milliseconds, interleaved, on the CPU
     (the compiled kernels built before timing), and each one's largest gradient difference."""
-    from gan_modules.nets.minibatch import MinibatchDiscrimination
+    from gan_modules.nets.minibatch import MinibatchDiscrimination, cdist_similarity
 
     torch.manual_seed(0)
     layer = MinibatchDiscrimination(features, kernels, kernel_dim)
@@ -481,7 +475,7 @@ def minibatch_similarity_cost(reps: int, batch: int, features: int, kernels: int
 
     def reference_step() -> Tensor:
         m = (f @ layer.T).view(batch, kernels, kernel_dim).transpose(0, 1)
-        out = torch.cat([f, autograd_batch_similarity(m).t()], dim=1)
+        out = torch.cat([f, cdist_similarity(m, m).t()], dim=1)  # the DDP path's autograd, in one process
         (out * weights).sum().backward()
         return f.grad
 

@@ -41,9 +41,7 @@ class MinibatchDiscrimination(nn.Module):
         m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)  # (N, B, C)
         if self.training and _across_ranks():  # rank-major, as the global batch
             m_all = all_gather_single(m, 0, dist.group.WORLD)
-            # cdist's L1 kernel runs at half the time of broadcasting an (N, N, B, C) difference
-            l1 = torch.cdist(m.transpose(0, 1), m_all.transpose(0, 1), p=1.0)  # (B, N, N_global)
-            o = torch.exp(-l1).sum(2) - 1.0  # drop the self-similarity exp(0) = 1
+            o = cdist_similarity(m.transpose(0, 1), m_all.transpose(0, 1))
         else:
             m = m.to(torch.promote_types(m.dtype, torch.float32))  # in at least float32, as autocast runs cdist
             if self.compiled:
@@ -51,6 +49,13 @@ class MinibatchDiscrimination(nn.Module):
             else:
                 o = _BatchL1Similarity.apply(m.transpose(0, 1))
         return torch.cat([f, o.t()], dim=1)
+
+
+def cdist_similarity(m: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """(B, N, C), (B, N_batch, C) -> (B, N): sum_j exp(-||m_b,i - batch_b,j||_1) - 1 over a `batch`
+    that holds m (the self-similarity exp(0) = 1 dropped), differentiated by autograd through cdist
+    (its L1 kernel runs at half the time of broadcasting an (N, N, B, C) difference)."""
+    return torch.exp(-torch.cdist(m, batch, p=1.0)).sum(2) - 1.0
 
 
 class _BatchL1Similarity(torch.autograd.Function):
