@@ -243,8 +243,10 @@ def test_minibatch_compile_trains_as_the_eager_layer_and_names_a_missing_compile
         torch.manual_seed(0)
         module = AdversarialModule(critic={**spec, "minibatch_compile": compiled}, seed=0, **TINY)
         assert module.critic.minibatch.compiled is compiled
+        initial = flat(module.critic)
         fit(module, 3)
         trained[compiled] = flat(module.critic)
+        assert not torch.allclose(trained[compiled], initial, atol=1e-4)  # the steps moved it
     torch.testing.assert_close(trained[True], trained[False], rtol=1e-4, atol=1e-5)
     from torch._inductor import config
 
