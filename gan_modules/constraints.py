@@ -14,7 +14,12 @@ def clip_weights(module: nn.Module, c: float) -> None:
         p.clamp_(-c, c)
 
 
-def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
+WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def apply_spectral_norm(
+    module: nn.Module, n_power_iterations: int = 1, layers: tuple[type[nn.Module], ...] = (*WEIGHT_LAYERS, nn.Embedding)
+) -> nn.Module:
     """SNGAN (Miyato et al. 2018): divide every Linear/Conv weight by its largest singular value.
 
     One power iteration per training-mode forward pass (Algorithm 1 does one per update; the
@@ -24,9 +29,10 @@ def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Mo
     iterations when the layer is wrapped. Conv weights are normalised as the (C_out, C_in*k*k)
     matrix, the paper's practical choice (Sec. 2.1). Minibatch discrimination's kernel tensor is a
     parameter, not a layer, and is left alone. A projection critic's class embedding is normalised
-    too, as the (num_classes, F) matrix (Miyato & Koyama 2018's code: `SNEmbedID`).
+    too, as the (num_classes, F) matrix (Miyato & Koyama 2018's code: `SNEmbedID`); `layers` names
+    the kinds of layer normalised.
     """
     for child in list(module.modules()):
-        if isinstance(child, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
+        if isinstance(child, layers):
             spectral_norm(child, n_power_iterations=n_power_iterations)
     return module

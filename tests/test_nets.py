@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from gan_modules import penalties
 from gan_modules.constraints import apply_spectral_norm
@@ -194,3 +195,37 @@ def test_sngan_resnet_head_has_no_bias_as_snresnet_32():
     assert sum(p.numel() for p in plain.parameters()) - sum(p.numel() for p in nobias.parameters()) == 1
     x = torch.randn(3, *CIFAR, dtype=torch.float64)
     torch.testing.assert_close(nobias(x), nobias.features(x) @ nobias.head.weight[0], rtol=1e-12, atol=1e-12)
+
+
+# --- the generator's spectral normalisation (SAGAN, Zhang et al. 2019, Sec. 4) ------------------------------
+def _as_matrix(layer: nn.Module, w: torch.Tensor) -> torch.Tensor:
+    """The matrix torch normalises: (C_out, rest); a transposed conv's weight is (C_in, C_out, k, k)."""
+    return (w.transpose(0, 1) if isinstance(layer, nn.ConvTranspose2d) else w).flatten(1)
+
+
+def test_generator_spectral_norm_gives_each_weight_largest_singular_value_1():
+    torch.manual_seed(0)
+    spec = {"arch": "dcgan", "width": 4, "spectral_norm": True}
+    generator = build_generator(spec, 8, (1, 16, 16))
+    for _ in range(50):  # power iterations: one per training-mode forward
+        generator(torch.randn(4, 8))
+    layers = [m for m in generator.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d, nn.Conv2d))]
+    assert len(layers) >= 3
+    for layer in layers:
+        raw = layer.parametrizations.weight.original.detach()
+        used = layer.weight.detach()
+        raw_sigma = torch.linalg.matrix_norm(_as_matrix(layer, raw), 2).item()
+        assert abs(raw_sigma - 1) > 0.05  # the layer's own weight is not already normalised
+        assert torch.linalg.matrix_norm(_as_matrix(layer, used), 2).item() == pytest.approx(1, abs=1e-3)
+        torch.testing.assert_close(used, raw / raw_sigma, rtol=1e-3, atol=1e-6)
+
+
+def test_generator_spectral_norm_leaves_conditional_gains_alone_and_rejects_a_non_boolean():
+    generator = build_generator({"arch": "mlp", "hidden": [16], "spectral_norm": True}, 8, (1, 4, 4), num_classes=3)
+    embeddings = [m for m in generator.modules() if isinstance(m, nn.Embedding)]
+    linears = [m for m in generator.modules() if isinstance(m, nn.Linear)]
+    assert embeddings and linears
+    assert all(parametrize.is_parametrized(m, "weight") for m in linears)
+    assert not any(parametrize.is_parametrized(m) for m in embeddings)
+    with pytest.raises(ValueError, match=r"^model.generator.spectral_norm=1 is invalid; allowed: true, false$"):
+        build_generator({"arch": "mlp", "spectral_norm": 1}, 8, (1, 4, 4))

@@ -1,8 +1,10 @@
 """The network zoo, built from small config dicts: {"arch": name, "init": scheme, **constructor kwargs}.
 
 Architectures are entries of two registries (`gan_modules.registry`); an `arch` with a dot is an
-import path to a network class anywhere. Spectral normalisation is a constraint of the objective
-(`model.constraint: spectral_norm`), applied after `init`, not an option of a net.
+import path to a network class anywhere. The critic's spectral normalisation is a constraint of the
+objective (`model.constraint: spectral_norm`), applied after `init`, not an option of a net; the
+generator's (`model.generator.spectral_norm: true`, SAGAN) conditions its training and bounds
+nothing the loss relies on, so it is an option of the generator.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from gan_modules.constraints import WEIGHT_LAYERS, apply_spectral_norm
 from gan_modules.nets.autoencoder import AutoencoderCritic
 from gan_modules.nets.base import Critic, Generator
 from gan_modules.nets.conditional import LabelInput
@@ -43,6 +46,7 @@ for _name, _cls in {
 
 
 CRITIC_OPTIONS = ("pack", "minibatch_compile")  # critic options of every arch, applied by `build_critic`
+GENERATOR_OPTIONS = ("spectral_norm",)  # generator options of every arch, applied by `build_generator`
 
 
 SET_BY_MODEL = ("z_dim", "data_shape", "num_classes")  # constructor arguments the model fills in
@@ -104,21 +108,43 @@ def build_generator(
     spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...], num_classes: int = 0, label_input: bool = False
 ) -> nn.Module:
     """Build a generator; with `num_classes` > 0 it takes `forward(z, y)` (conditional BatchNorm, and with
-    `label_input` the one-hot label beside the noise too, `LabelInput`)."""
+    `label_input` the one-hot label beside the noise too, `LabelInput`). `spectral_norm: true` divides its
+    Linear and conv weights by their largest singular value, as SAGAN does (Zhang et al. 2019, Sec. 4:
+    it stabilises the generator's training); class embeddings (conditional BatchNorm's gains) are left
+    alone."""
+    spec = dict(spec)
+    normalised = spec.pop("spectral_norm", False)
+    if not isinstance(normalised, bool):
+        raise ValueError(f"model.generator.spectral_norm={normalised!r} is invalid; allowed: true, false")
+    net = _build_generator(spec, z_dim, data_shape, num_classes, label_input)
+    return apply_spectral_norm(net, layers=WEIGHT_LAYERS) if normalised else net
+
+
+def _build_generator(
+    spec: dict[str, Any], z_dim: int, data_shape: tuple[int, ...], num_classes: int, label_input: bool
+) -> nn.Module:
     if label_input and not num_classes:
         raise ValueError(
             "model.label_input=true is invalid with model.num_classes=0 (there is no label to feed); allowed: "
             "false, or model.num_classes > 0"
         )
     if not num_classes:
-        return _build(GENERATORS, "generator", spec, z_dim, data_shape)
+        return _build(GENERATORS, "generator", spec, z_dim, data_shape, common=GENERATOR_OPTIONS)
     arch = spec.get("arch")
     if isinstance(arch, str) and "num_classes" not in GENERATORS.options(arch):
         raise ValueError(
             f"model.generator.arch={arch!r} is invalid with model.num_classes={num_classes} (it takes no labels); "
             f"allowed: {', '.join(GENERATORS.names())}"
         )
-    net = _build(GENERATORS, "generator", spec, z_dim + num_classes * label_input, data_shape, num_classes=num_classes)
+    net = _build(
+        GENERATORS,
+        "generator",
+        spec,
+        z_dim + num_classes * label_input,
+        data_shape,
+        common=GENERATOR_OPTIONS,
+        num_classes=num_classes,
+    )
     return LabelInput(net, num_classes) if label_input else net
 
 
