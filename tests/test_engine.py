@@ -371,3 +371,32 @@ def test_validation_draws_its_own_noise_so_the_training_run_is_unchanged(tmp_pat
     assert plain.keys() == validated.keys()
     for key in plain:
         assert torch.equal(plain[key], validated[key]), key
+
+
+class _OriginalWeights(L.Callback):
+    """The generator's raw (un-normalised) first weight after every generator iteration."""
+
+    def __init__(self) -> None:
+        self.seen: list[torch.Tensor] = []
+
+    def on_train_batch_end(self, trainer, pl_module, *_):
+        self.seen.append(pl_module.generator.net[0].parametrizations.weight.original.detach().clone())
+
+
+def test_ema_of_a_spectrally_normalised_generator_averages_its_raw_weights():
+    """SAGAN's generator spectral norm with an EMA generator: the average is of the raw weights, which
+    the averaged net normalises itself; the power iteration's vector is the trained net's."""
+    torch.manual_seed(0)
+    generator = {"arch": "mlp", "hidden": [8], "spectral_norm": True}
+    module = preset("sngan", ema_decay=0.8, data_shape=(2,), **{**TINY, "generator": generator})
+    expected = module.generator.net[0].parametrizations.weight.original.detach().clone()
+    weights = _OriginalWeights()
+    _fit(module, 4, [weights])
+    assert len(weights.seen) == 4
+    for w in weights.seen:
+        expected = 0.8 * expected + 0.2 * w
+    got = module.generator_ema.net[0].parametrizations.weight.original
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(got, weights.seen[-1])  # an average, not a copy of the trained net
+    u = module.generator.net[0].parametrizations.weight[0]._u
+    assert torch.equal(module.generator_ema.net[0].parametrizations.weight[0]._u, u)  # buffers copied
