@@ -1,10 +1,11 @@
 """Minibatch discrimination (Salimans et al. 2016, Sec. 3.2): each sample's L1-kernel similarity to
 the rest of the batch, appended to the critic's features, so a collapsed batch is visible to it.
 
-The similarities of a whole batch cost N^2 kernel distances, about a third of an iteration of
-`configs/bench/stacked_mnist_ours.yaml`. Two kernels compute them: aten's `cdist`, the fastest in
-eager mode, and a broadcast form that `torch.compile` fuses into one vectorised loop per pass
-(`model.critic.minibatch_compile: true`; `gan-lab speed` times both against autograd).
+The similarities of a whole batch cost N^2 kernel distances: with cdist about a third of an
+iteration of `configs/bench/stacked_mnist_ours.yaml`, compiled under a fifth (py-spy). Two kernels
+compute them: aten's `cdist`, the fastest in eager mode, and a broadcast form that `torch.compile`
+fuses into one vectorised loop per pass (`model.critic.minibatch_compile: true`; `gan-lab speed`
+times both against autograd).
 """
 
 from __future__ import annotations
