@@ -53,6 +53,7 @@ INDEX = "index"  # user attr: the trial's place in its objective's plan (random 
 SEED = "seed"
 REASON = "fail_reason"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+IDLE_POLL_S = 1.0  # how often an idle worker looks again for a waiting trial (one cheap storage read)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,9 @@ def work(task: Task, url: str, worker: int = 0, launcher: int | None = None) -> 
             running = any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in studies.values())
             if not running:
                 return ran
-            time.sleep(task.heartbeat_s)
+            # not a heartbeat: a worker idle that long would keep its launcher waiting up to a
+            # heartbeat after the last trial ends, or after another worker enqueued a retry
+            time.sleep(min(task.heartbeat_s, IDLE_POLL_S))
             continue
         with stop_after_trials():
             run_trial(task, *popped, store)
